@@ -17,7 +17,7 @@ use core::fmt;
 use core::ptr::NonNull;
 
 use crate::notify::{self, Anomaly, EventName, Outcome};
-use crate::os::{Level, NtStatus, Os, PoolAllocator, RawNotification, MAX_PROCESSORS};
+use crate::os::{Level, MAX_PROCESSORS, NtStatus, Os, PoolAllocator, RawNotification};
 use crate::sync::{AtomicBool, AtomicU32, Ordering};
 use crate::table::{SlotState, Table};
 
@@ -329,10 +329,7 @@ impl<O: Os> Default for DriverCell<O> {
 impl<O: Os> DriverCell<O> {
     /// An empty cell.
     pub const fn new() -> Self {
-        Self {
-            state: core::sync::atomic::AtomicU8::new(EMPTY),
-            driver: core::cell::UnsafeCell::new(None),
-        }
+        Self { state: core::sync::atomic::AtomicU8::new(EMPTY), driver: core::cell::UnsafeCell::new(None) }
     }
 
     /// Loads the driver into the cell. Returns `STATUS_SUCCESS` or the failure

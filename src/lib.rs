@@ -73,5 +73,5 @@ mod windows;
 
 pub use driver::{Context, Driver, DriverCell};
 pub use notify::{Anomaly, Kind, Outcome};
-pub use os::{Level, NtStatus, Os, ProcNumber, RawNotification, MAX_PROCESSORS};
+pub use os::{Level, MAX_PROCESSORS, NtStatus, Os, ProcNumber, RawNotification};
 pub use table::{Slot, SlotSnapshot, SlotState, Table};

@@ -231,11 +231,7 @@ unsafe fn add_start<P: SlotPayload, A: PoolAllocator>(
         return Outcome::Vetoed(status);
     }
     slot.set_state(SlotState::Starting);
-    if previous == SlotState::Starting {
-        Outcome::Restarted
-    } else {
-        Outcome::Started
-    }
+    if previous == SlotState::Starting { Outcome::Restarted } else { Outcome::Started }
 }
 
 /// Writes everything a reader on the processor needs, before publication.

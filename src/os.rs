@@ -102,10 +102,7 @@ impl ProcNumber {
     pub const fn dense(index: u32) -> Self {
         // `index / 64` fits u16 for every u32; `index % 64` fits u8.
         #[allow(clippy::cast_possible_truncation)]
-        Self {
-            group: (index / GROUP_SIZE) as u16,
-            number: (index % GROUP_SIZE) as u8,
-        }
+        Self { group: (index / GROUP_SIZE) as u16, number: (index % GROUP_SIZE) as u8 }
     }
 }
 
@@ -173,8 +170,7 @@ pub trait SlotPayload: Sync + Sized {
     ///
     /// `place` is valid for writes and aligned; `context` points to the live
     /// [`Context`] that owns the table holding `place`.
-    unsafe fn init(place: NonNull<Self>, context: *const c_void, index: u32)
-        -> Result<(), NtStatus>;
+    unsafe fn init(place: NonNull<Self>, context: *const c_void, index: u32) -> Result<(), NtStatus>;
 }
 
 /// A notification as the OS delivered it, before validation: the fields of

@@ -3,19 +3,16 @@
 //! sees every access.
 
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8};
+pub(crate) use loom::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU32, AtomicU64};
 
 #[cfg(not(loom))]
-pub(crate) use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8};
+pub(crate) use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU32, AtomicU64};
 
 pub(crate) use core::sync::atomic::Ordering;
 
 /// An `UnsafeCell` whose accesses loom can track.
 #[derive(Debug)]
-pub(crate) struct UnsafeCell<T>(
-    #[cfg(loom)] loom::cell::UnsafeCell<T>,
-    #[cfg(not(loom))] core::cell::UnsafeCell<T>,
-);
+pub(crate) struct UnsafeCell<T>(#[cfg(loom)] loom::cell::UnsafeCell<T>, #[cfg(not(loom))] core::cell::UnsafeCell<T>);
 
 impl<T> UnsafeCell<T> {
     pub(crate) fn new(value: T) -> Self {

@@ -29,8 +29,8 @@ use core::marker::PhantomData;
 use core::mem::MaybeUninit;
 use core::ptr::{self, NonNull};
 
-use crate::os::{AllocError, NtStatus, PoolAllocator, ProcNumber, SlotPayload, MAX_PROCESSORS};
-use crate::sync::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, Ordering, UnsafeCell};
+use crate::os::{AllocError, MAX_PROCESSORS, NtStatus, PoolAllocator, ProcNumber, SlotPayload};
+use crate::sync::{AtomicBool, AtomicPtr, AtomicU8, AtomicU32, AtomicU64, Ordering, UnsafeCell};
 
 /// Directory entries: enough doubling segments for [`MAX_PROCESSORS`].
 pub const SEGMENTS: usize = 12;
@@ -57,11 +57,7 @@ const fn segment_start(segment: usize) -> u32 {
 #[inline]
 const fn segment_span(segment: usize) -> u32 {
     let start = segment_start(segment);
-    if start == 0 {
-        1
-    } else {
-        start
-    }
+    if start == 0 { 1 } else { start }
 }
 
 /// Cache-line size used to pad slots. 128 bytes on x86-64 and AArch64, where
@@ -187,10 +183,7 @@ impl<P> Slot<P> {
         // Relaxed: callers order it after their Acquire load of `state`.
         let bits = self.location.load(Ordering::Relaxed);
         #[allow(clippy::cast_possible_truncation)] // both parts fit by construction
-        ProcNumber {
-            group: (bits >> 8) as u16,
-            number: (bits & 0xFF) as u8,
-        }
+        ProcNumber { group: (bits >> 8) as u16, number: (bits & 0xFF) as u8 }
     }
 
     /// Bumps this processor's visit counter. Called by code running on the
@@ -413,10 +406,7 @@ impl<P, A: PoolAllocator> Table<P, A> {
             // Release on success: publishes the slots written by
             // `allocate_segment`. Acquire on failure: we will read the
             // winner's slots, so we need its writes.
-            if cell
-                .compare_exchange(ptr::null_mut(), fresh.as_ptr(), Ordering::Release, Ordering::Acquire)
-                .is_err()
-            {
+            if cell.compare_exchange(ptr::null_mut(), fresh.as_ptr(), Ordering::Release, Ordering::Acquire).is_err() {
                 // SAFETY: `fresh` was never published; nobody else has seen it.
                 unsafe { self.free_segment(segment, fresh) };
             }

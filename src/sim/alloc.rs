@@ -163,9 +163,9 @@ unsafe impl PoolAllocator for SimAllocator {
                     .violations
                     .push(std::format!("free of {ptr:p} with layout {layout:?}, allocated with {recorded:?}"));
             }
-            None => state
-                .violations
-                .push(std::format!("free of {ptr:p}, which is not a live allocation (double free?)")),
+            None => {
+                state.violations.push(std::format!("free of {ptr:p}, which is not a live allocation (double free?)"))
+            }
         }
     }
 }

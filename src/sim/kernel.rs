@@ -15,7 +15,7 @@ use std::vec::Vec;
 
 use super::alloc::SimAllocator;
 use crate::notify::Kind;
-use crate::os::{Level, NtStatus, ProcNumber, ADD_EXISTING, GROUP_SIZE, MAX_PROCESSORS};
+use crate::os::{ADD_EXISTING, GROUP_SIZE, Level, MAX_PROCESSORS, NtStatus, ProcNumber};
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
@@ -40,8 +40,6 @@ pub type RawCallback = fn(context: *mut c_void, change: &NotifyContext, operatio
 /// A registration handle (`PVOID` on Windows).
 #[derive(Debug, PartialEq, Eq)]
 pub struct Handle(u64);
-
-
 
 impl Handle {
     /// The registration's number in the trace.
@@ -122,16 +120,21 @@ pub enum KernelEvent {
         /// Whether it returned a handle (else NULL).
         handle: bool,
     },
-    /// A callback ran.
+    /// A callback is about to run.
     Callback {
         /// Registration number.
         registration: u64,
         /// The notification delivered.
         change: NotifyContext,
-        /// `*OperationStatus` after the callback returned.
-        result: NtStatus,
         /// Whether the register call had returned the handle yet.
         handle_returned: bool,
+    },
+    /// A callback returned a failing `*OperationStatus` (a veto).
+    Vetoed {
+        /// Registration number.
+        registration: u64,
+        /// The status it left.
+        status: NtStatus,
     },
     /// A hot-add began at this index.
     HotAddBegin {
@@ -196,24 +199,29 @@ impl fmt::Display for SimEvent {
                     if *add_existing { "KE_PROCESSOR_CHANGE_ADD_EXISTING" } else { "0" }
                 ),
                 KernelEvent::Unlinked { registration } => {
-                    write!(f, "kernel: AddStart failed: registration #{registration} unlinked, delivering AddFailure to the processors that succeeded")
+                    write!(
+                        f,
+                        "kernel: AddStart failed: registration #{registration} unlinked, delivering AddFailure to the processors that succeeded"
+                    )
                 }
                 KernelEvent::RegisterReturned { registration, handle } => write!(
                     f,
                     "kernel: KeRegisterProcessorChangeCallback returns {} (registration #{registration})",
                     if *handle { "the handle" } else { "NULL" }
                 ),
-                KernelEvent::Callback { registration, change, result, handle_returned } => write!(
+                KernelEvent::Callback { registration, change, handle_returned } => write!(
                     f,
-                    "kernel:   callback #{registration} {} NtNumber={} group={} number={} Status={} -> OperationStatus={}{}",
+                    "kernel:   -> callback #{registration} {} NtNumber={} group={} number={} Status={}{}",
                     StateName(change.state),
                     change.nt_number,
                     change.proc_number.group,
                     change.proc_number.number,
                     change.status,
-                    result,
                     if *handle_returned { "" } else { " (handle not yet returned)" }
                 ),
+                KernelEvent::Vetoed { registration, status } => {
+                    write!(f, "kernel:   <- callback #{registration} vetoed: OperationStatus={status}")
+                }
                 KernelEvent::HotAddBegin { index } => {
                     write!(f, "kernel: KeStartDynamicProcessor: new processor index={index}")
                 }
@@ -617,8 +625,16 @@ impl SimKernel {
 
     /// Calls one registration. `linked_only`: skip it if it has been unlinked
     /// (the hot-add path); registration's own failure path calls it unlinked.
-    fn invoke(&self, registration: &Registration, kind: Kind, index: u32, status: NtStatus, linked_only: bool) -> NtStatus {
-        let change = NotifyContext { state: kind.raw(), nt_number: index, status, proc_number: ProcNumber::dense(index) };
+    fn invoke(
+        &self,
+        registration: &Registration,
+        kind: Kind,
+        index: u32,
+        status: NtStatus,
+        linked_only: bool,
+    ) -> NtStatus {
+        let change =
+            NotifyContext { state: kind.raw(), nt_number: index, status, proc_number: ProcNumber::dense(index) };
         self.invoke_raw(registration, change, linked_only)
     }
 
@@ -635,6 +651,11 @@ impl SimKernel {
         if let Some(gate) = lock(&self.inner.gate).take() {
             gate.hold();
         }
+        self.push(SimEvent::Kernel(KernelEvent::Callback {
+            registration: registration.id,
+            change,
+            handle_returned: registration.handle_returned.load(Ordering::Acquire),
+        }));
         let mut operation_status = NtStatus::SUCCESS;
         match &registration.target {
             Target::Raw { callback, context } => {
@@ -649,12 +670,12 @@ impl SimKernel {
             }
             Target::Other(callback) => operation_status = callback(&change),
         }
-        self.push(SimEvent::Kernel(KernelEvent::Callback {
-            registration: registration.id,
-            change,
-            result: operation_status,
-            handle_returned: registration.handle_returned.load(Ordering::Acquire),
-        }));
+        if operation_status.is_failure() {
+            self.push(SimEvent::Kernel(KernelEvent::Vetoed {
+                registration: registration.id,
+                status: operation_status,
+            }));
+        }
         let mut in_flight = lock(&registration.in_flight);
         *in_flight -= 1;
         if *in_flight == 0 {

@@ -21,14 +21,13 @@ use core::fmt;
 use core::ptr::NonNull;
 use std::string::ToString;
 
-pub use alloc::{AllocStats, SimAllocator, POISON};
+pub use alloc::{AllocStats, POISON, SimAllocator};
 pub use kernel::{
-    Config, Gate, Handle, HotAdd, KernelEvent, NotifyContext, OtherCallback, RawCallback, Refusal, SimEvent,
-    SimKernel,
+    Config, Gate, Handle, HotAdd, KernelEvent, NotifyContext, OtherCallback, RawCallback, Refusal, SimEvent, SimKernel,
 };
 
 use crate::driver::Context;
-use crate::os::{Level, NtStatus, Os, RawNotification, SlotPayload, ADD_EXISTING};
+use crate::os::{ADD_EXISTING, Level, NtStatus, Os, RawNotification, SlotPayload};
 use crate::table::Slot;
 
 /// The simulator's per-slot payload: what the Windows layer's `KDPC` is
