@@ -292,7 +292,7 @@ impl<O: Os> Drop for Driver<O> {
         }
         // After this returns no DPC runs: nothing uses the context any more.
         ctx.os.flush_deferred();
-        ctx.log(Level::Info, format_args!("procnotify: unload: freeing {} slots", ctx.table.allocated_slots()));
+        ctx.log(Level::Info, format_args!("procnotify: freeing {} slots and the context", ctx.table.allocated_slots()));
         let allocator = ctx.os.allocator();
         let raw = self.context.as_ptr();
         // SAFETY: deregistered and flushed above (or never registered), so no

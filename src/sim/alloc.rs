@@ -164,7 +164,7 @@ unsafe impl PoolAllocator for SimAllocator {
                     .push(std::format!("free of {ptr:p} with layout {layout:?}, allocated with {recorded:?}"));
             }
             None => {
-                state.violations.push(std::format!("free of {ptr:p}, which is not a live allocation (double free?)"))
+                state.violations.push(std::format!("free of {ptr:p}, which is not a live allocation (double free?)"));
             }
         }
     }

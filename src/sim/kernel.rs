@@ -298,6 +298,7 @@ impl Gate {
 
 #[derive(Default)]
 struct Faults {
+    register_failures: u32,
     prepare_failures: u32,
     start_failures: VecDeque<NtStatus>,
     payload_attempts: u64,
@@ -336,7 +337,12 @@ struct Inner {
     deregistrations_waiting: AtomicU32,
     dpcs: Arc<DpcQueue>,
     dpc_worker: Mutex<bool>,
+    start_hook: Mutex<Option<StartHook>>,
 }
+
+/// Code the simulator runs when the HAL has started a processor, before
+/// `AddComplete` (e.g. to wake a test's reader thread for that processor).
+pub type StartHook = Arc<dyn Fn(u32) + Send + Sync>;
 
 impl Drop for Inner {
     fn drop(&mut self) {
@@ -378,6 +384,7 @@ impl SimKernel {
                 deregistrations_waiting: AtomicU32::new(0),
                 dpcs: Arc::new(DpcQueue::default()),
                 dpc_worker: Mutex::new(false),
+                start_hook: Mutex::new(None),
             }),
         }
     }
@@ -475,6 +482,12 @@ impl SimKernel {
 
     // ---- fault injection
 
+    /// The next registration fails inside the kernel before anything is
+    /// linked (the register routine returns NULL; no callback runs).
+    pub fn fail_next_register(&self) {
+        lock(&self.inner.faults).register_failures += 1;
+    }
+
     /// The next hot-add fails while the kernel prepares the processor (no
     /// notifications).
     pub fn fail_next_prepare(&self) {
@@ -485,6 +498,22 @@ impl SimKernel {
     /// `status`.
     pub fn fail_next_start(&self, status: NtStatus) {
         lock(&self.inner.faults).start_failures.push_back(status);
+    }
+
+    /// Runs `hook(index)` each time the HAL starts a processor, before its
+    /// `AddComplete` is delivered.
+    pub fn on_processor_start(&self, hook: StartHook) {
+        *lock(&self.inner.start_hook) = Some(hook);
+    }
+
+    /// Forgets every planned kernel fault not yet consumed (the pool's own
+    /// plan is cleared with [`SimAllocator::clear_faults`]).
+    pub fn clear_faults(&self) {
+        let mut faults = lock(&self.inner.faults);
+        faults.register_failures = 0;
+        faults.prepare_failures = 0;
+        faults.start_failures.clear();
+        faults.payload_failures.clear();
     }
 
     /// The `ordinal`-th slot payload initialisation (1-based, counted over the
@@ -552,6 +581,15 @@ impl SimKernel {
         // 1. Take KiDynamicProcessorLock.
         let count = lock(&self.inner.dynamic);
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        {
+            let mut faults = lock(&self.inner.faults);
+            if faults.register_failures > 0 {
+                faults.register_failures -= 1;
+                drop(faults);
+                self.push(SimEvent::Kernel(KernelEvent::RegisterReturned { registration: id, handle: false }));
+                return None;
+            }
+        }
         let registration = Arc::new(Registration {
             id,
             target,
@@ -740,6 +778,10 @@ impl SimKernel {
                 *count += 1;
                 self.inner.count.store(*count, Ordering::Release);
                 self.push(SimEvent::Kernel(KernelEvent::ProcessorStarted { index }));
+                let hook = lock(&self.inner.start_hook).clone();
+                if let Some(hook) = hook {
+                    hook(index);
+                }
             }
         }
         // 6. Exactly one final notification, to every registered callback.

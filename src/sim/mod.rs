@@ -24,6 +24,7 @@ use std::string::ToString;
 pub use alloc::{AllocStats, POISON, SimAllocator};
 pub use kernel::{
     Config, Gate, Handle, HotAdd, KernelEvent, NotifyContext, OtherCallback, RawCallback, Refusal, SimEvent, SimKernel,
+    StartHook,
 };
 
 use crate::driver::Context;
