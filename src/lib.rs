@@ -26,6 +26,9 @@
 //! The engine is `no_std` and uses no global allocator: every allocation goes
 //! through [`os::PoolAllocator`], so allocation failure is always a value.
 #![no_std]
+// WinDbg / Visual Studio visualizers of the table and its slots, embedded in
+// the driver's PDB (the path is relative to this file).
+#![cfg_attr(target_os = "windows", debugger_visualizer(natvis_file = "windows/procnotify.natvis"))]
 // The engine is no_std: nothing may reach for std by accident.
 #![deny(clippy::std_instead_of_core, clippy::std_instead_of_alloc, clippy::alloc_instead_of_core)]
 // Kernel-reachable code must not panic: a panic is a bugcheck. The simulator
@@ -46,10 +49,11 @@
     )
 )]
 
-#[cfg(any(test, loom, not(target_os = "windows")))]
+#[cfg(any(test, procnotify_loom, not(target_os = "windows")))]
 extern crate std;
 
 pub mod driver;
+pub mod log;
 pub mod notify;
 pub mod os;
 mod sync;

@@ -173,6 +173,8 @@ pub enum SimEvent {
     Kernel(KernelEvent),
     /// A line the driver logged.
     Log(Level, String),
+    /// A line the test or session wrote into the trace (what it did next).
+    Note(String),
 }
 
 struct StateName(u32);
@@ -191,7 +193,7 @@ impl fmt::Display for StateName {
 impl fmt::Display for SimEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Log(_, line) => f.write_str(line),
+            Self::Log(_, line) | Self::Note(line) => f.write_str(line),
             Self::Kernel(event) => match event {
                 KernelEvent::RegisterBegin { registration, add_existing } => write!(
                     f,
@@ -447,7 +449,7 @@ impl SimKernel {
             .iter()
             .filter_map(|event| match event {
                 SimEvent::Kernel(event) => Some(event.clone()),
-                SimEvent::Log(..) => None,
+                SimEvent::Log(..) | SimEvent::Note(_) => None,
             })
             .collect()
     }
@@ -459,7 +461,7 @@ impl SimKernel {
             .iter()
             .filter_map(|event| match event {
                 SimEvent::Log(_, line) => Some(line.clone()),
-                SimEvent::Kernel(_) => None,
+                SimEvent::Kernel(_) | SimEvent::Note(_) => None,
             })
             .collect()
     }
@@ -474,6 +476,11 @@ impl SimKernel {
             std::println!("{event}");
         }
         lock(&self.inner.events).push(event);
+    }
+
+    /// Writes a line of the caller's own into the trace.
+    pub fn note(&self, line: impl Into<String>) {
+        self.push(SimEvent::Note(line.into()));
     }
 
     pub(crate) fn log(&self, level: Level, line: String) {
