@@ -2,11 +2,12 @@
 //!
 //! Slots are indexed by system-wide processor index and stored in segments of
 //! doubling size: segment 0 holds index 0, segment `k >= 1` holds indices
-//! `2^(k-1) .. 2^k`. The fixed directory of [`SEGMENTS`] pointers covers
-//! [`MAX_PROCESSORS`] (2048) processors.
+//! `2^(k-1) .. 2^k`. [`SEGMENTS`] (12) segments cover [`MAX_PROCESSORS`]
+//! (2048) processors; the fixed directory has 16 entries.
 //!
-//! - **Reads are wait-free**: [`Table::get`] is a bounds check, one `Acquire`
-//!   load of a directory entry and pointer arithmetic. No locks, no
+//! - **Reads are wait-free**: [`Table::get`] is a bounds check, a bit scan,
+//!   one `Acquire` load of a directory entry and one addition (entries are
+//!   stored pre-biased by their segment's first index). No locks, no
 //!   read-modify-write, no writes to shared memory.
 //! - **Growth never moves a slot**: a segment, once published, stays where it
 //!   is until the table is dropped, so a reader may hold `&Slot` across any
@@ -16,7 +17,7 @@
 //! - **Memory follows the processors present**: a segment is allocated only
 //!   when an index inside it is first needed, so at most twice the slots in use
 //!   are allocated (the newest segment is at most half full), plus the
-//!   96-byte directory.
+//!   128-byte directory.
 //! - **Slots are cache-line aligned**, so processors bumping their own
 //!   counters never share a line.
 //!
@@ -32,10 +33,17 @@ use core::ptr::{self, NonNull};
 use crate::os::{AllocError, MAX_PROCESSORS, NtStatus, PoolAllocator, ProcNumber, SlotPayload};
 use crate::sync::{AtomicBool, AtomicPtr, AtomicU8, AtomicU32, AtomicU64, Ordering, UnsafeCell};
 
-/// Directory entries: enough doubling segments for [`MAX_PROCESSORS`].
+/// Doubling segments needed for [`MAX_PROCESSORS`].
 pub const SEGMENTS: usize = 12;
 
+/// Directory entries: [`SEGMENTS`] rounded up to a power of two, so that
+/// `segment & DIRECTORY_MASK` is provably in bounds and the lookup needs no
+/// bounds check. The extra entries stay null.
+const DIRECTORY: usize = SEGMENTS.next_power_of_two();
+const DIRECTORY_MASK: usize = DIRECTORY - 1;
+
 const _: () = assert!(segment_of(MAX_PROCESSORS - 1) == SEGMENTS - 1);
+const _: () = assert!(DIRECTORY * size_of::<usize>() <= 1024);
 
 /// The segment holding `index`: its bit length (0 for index 0).
 #[inline]
@@ -328,9 +336,12 @@ impl From<GrowError> for NtStatus {
 
 /// The per-processor table. See the [module documentation](self).
 pub struct Table<P, A: PoolAllocator> {
-    /// Segment `k`'s first slot, or null until it is allocated. Published once
-    /// with a `Release` compare-and-swap; read with `Acquire`.
-    segments: [AtomicPtr<Slot<P>>; SEGMENTS],
+    /// For segment `k`: where its first slot would be if the segment started
+    /// at index 0 (`base - segment_start(k)` slots, wrapping), so that the
+    /// slot for `index` is simply `entry + index`. Null until the segment is
+    /// allocated. Published once with a `Release` compare-and-swap; read with
+    /// `Acquire`.
+    segments: [AtomicPtr<Slot<P>>; DIRECTORY],
     /// The most processors the partition can have (`1 ..= MAX_PROCESSORS`).
     capacity: u32,
     allocator: A,
@@ -365,6 +376,7 @@ impl<P, A: PoolAllocator> Table<P, A> {
     /// Wait-free: one `Acquire` load and arithmetic.
     #[inline]
     #[must_use]
+    #[cfg_attr(procnotify_no_panic, no_panic::no_panic)]
     pub fn get(&self, index: u32) -> Option<&Slot<P>> {
         if index >= self.capacity {
             return None;
@@ -372,18 +384,28 @@ impl<P, A: PoolAllocator> Table<P, A> {
         let segment = segment_of(index);
         // Acquire: pairs with the Release CAS in `ensure`, so every slot of the
         // segment was written before we can see the pointer.
-        let base = self.segments.get(segment)?.load(Ordering::Acquire);
-        if base.is_null() {
+        let biased = self.segments.get(segment & DIRECTORY_MASK)?.load(Ordering::Acquire);
+        if biased.is_null() {
             return None;
         }
-        let offset = index.wrapping_sub(segment_start(segment)) as usize;
-        // SAFETY: the segment holds `segment_len(segment)` initialised slots and
-        // `segment_start <= index < min(segment_start + span, capacity)`, so
-        // `offset` is inside the allocation.
-        let slot = unsafe { base.add(offset) };
-        // SAFETY: the slot was initialised before publication and lives until
-        // the table is dropped, which `&self` prevents.
+        // `biased + index` is `base + (index - segment_start)`: inside the
+        // segment, because `segment_start <= index < min(segment_start + span,
+        // capacity)` and the segment holds that many slots. `wrapping_add`
+        // keeps the allocation's provenance while the bias is out of bounds.
+        let slot = biased.wrapping_add(index as usize);
+        // SAFETY: `slot` is an initialised slot of a published segment (see
+        // above), which lives until the table is dropped, which `&self` prevents.
         Some(unsafe { &*slot })
+    }
+
+    /// The directory entry for `segment` allocated at `base`.
+    fn bias(segment: usize, base: NonNull<Slot<P>>) -> *mut Slot<P> {
+        base.as_ptr().wrapping_sub(segment_start(segment) as usize)
+    }
+
+    /// The allocation behind a non-null directory entry of `segment`.
+    fn unbias(segment: usize, biased: *mut Slot<P>) -> Option<NonNull<Slot<P>>> {
+        if biased.is_null() { None } else { NonNull::new(biased.wrapping_add(segment_start(segment) as usize)) }
     }
 
     /// The slot for `index`, allocating and publishing its segment if needed.
@@ -399,14 +421,22 @@ impl<P, A: PoolAllocator> Table<P, A> {
             return Err(GrowError::OutOfRange);
         }
         let segment = segment_of(index);
-        let cell = self.segments.get(segment).ok_or(GrowError::OutOfRange)?;
+        let cell = self.segments.get(segment & DIRECTORY_MASK).ok_or(GrowError::OutOfRange)?;
         // Acquire: as in `get`.
         if cell.load(Ordering::Acquire).is_null() {
             let fresh = self.allocate_segment(segment)?;
+            let biased = Self::bias(segment, fresh);
+            // A bias that happens to be null cannot be told from "not
+            // allocated": give the memory back and report no memory.
+            if biased.is_null() {
+                // SAFETY: `fresh` was never published; nobody else has seen it.
+                unsafe { self.free_segment(segment, fresh) };
+                return Err(GrowError::Alloc(AllocError));
+            }
             // Release on success: publishes the slots written by
             // `allocate_segment`. Acquire on failure: we will read the
             // winner's slots, so we need its writes.
-            if cell.compare_exchange(ptr::null_mut(), fresh.as_ptr(), Ordering::Release, Ordering::Acquire).is_err() {
+            if cell.compare_exchange(ptr::null_mut(), biased, Ordering::Release, Ordering::Acquire).is_err() {
                 // SAFETY: `fresh` was never published; nobody else has seen it.
                 unsafe { self.free_segment(segment, fresh) };
             }
@@ -470,7 +500,7 @@ impl<P, A: PoolAllocator> Table<P, A> {
     /// Bytes of the fixed directory (the table struct's segment pointers).
     #[must_use]
     pub const fn directory_bytes() -> usize {
-        size_of::<[AtomicPtr<Slot<P>>; SEGMENTS]>()
+        size_of::<[AtomicPtr<Slot<P>>; DIRECTORY]>()
     }
 }
 
@@ -481,8 +511,8 @@ impl<P, A: PoolAllocator> Drop for Table<P, A> {
             // Acquire: `&mut self` already excludes other accesses; Acquire
             // keeps this correct even for a caller that only has that by
             // external synchronisation.
-            let base = cell.swap(ptr::null_mut(), Ordering::Acquire);
-            if let Some(base) = NonNull::new(base) {
+            let biased = cell.swap(ptr::null_mut(), Ordering::Acquire);
+            if let Some(base) = Self::unbias(segment, biased) {
                 // SAFETY: a published segment of this table; `&mut self` means no
                 // reader holds a slot reference any more.
                 unsafe { self.free_segment(segment, base) };

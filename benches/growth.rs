@@ -1,0 +1,351 @@
+//! Issue 4, item 4: growth and memory.
+//!
+//! - `growth_add_start`: the AddStart path (ensure + payload init + publish,
+//!   through the real `notify::apply`) on a table over the global allocator.
+//!   Baseline: allocating one zeroed slot (`alloc_one_slot`), what a driver
+//!   that allocates per processor pays at minimum.
+//!   - `table_bring_up`: AddStart for indices 1 .. 2048 on a fresh table,
+//!     per add (amortised over the 11 segment allocations).
+//!   - `table_first_add/{8,1024}`: the one add that allocates the segment
+//!     starting at that index (8 or 1024 slots present).
+//!   - `table_add_in_segment/{9,1025}`: an add whose segment already exists.
+//!   - These single adds (and `vec_push_full`) are timed one per setup
+//!     (`BatchSize::PerIteration`), so the structure the setup built is still
+//!     in cache, whatever its size; each figure then includes one
+//!     `Instant::now` pair (tens of nanoseconds), the same for all of them.
+//!   - `table_fill_segment/{8,1024}`: the whole segment `k .. 2k` added to a
+//!     table holding `k`, per add.
+//!   - `vec_push_full/{8,1024}` and `vec_fill/{8,1024}`: the same for a
+//!     `Vec<T>` whose capacity is exactly `k` (a doubling vector at a power of
+//!     two), which must reallocate and copy every existing slot.
+//! - `growth_bring_up_2048`: the simulator boots 1 processor with a maximum
+//!   of 2048, a driver loads, 2047 processors are hot-added, the driver
+//!   unloads. Baseline `c_style_fixed_array`: the same kernel and the same
+//!   2047 hot-adds, with a minimal C-style driver registered through the same
+//!   simulated `KeRegisterProcessorChangeCallback`, whose callback flips a state
+//!   byte in an array of 2048 slots preallocated at load. `procnotify_driver`
+//!   is the real driver (`Driver::load(SimOs)`): table growth, the state
+//!   machine, one trace line per notification and one DPC per AddComplete.
+//! - Memory (computed, printed, and written to `<criterion dir>/memory.json`
+//!   for `scripts/bench-report.py`): table bytes plus directory at 4 present
+//!   of 2048, against a preallocated array of 2048 slots.
+
+mod peers;
+
+use std::alloc::Layout;
+use std::ffi::c_void;
+use std::fmt::Write as _;
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::time::Duration;
+
+use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group};
+use peers::{BenchTable, Counter, Heap, MAX, NoPayload};
+use procnotify::notify::Kind;
+use procnotify::os::{ADD_EXISTING, PoolAllocator};
+use procnotify::sim::{Config, HotAdd, NotifyContext, SimAllocator, SimDpc, SimKernel, SimOs};
+use procnotify::{Driver, NtStatus, Slot, Table};
+
+/// One slot's memory from the allocator, returned on drop (outside the timing).
+struct OneSlot(NonNull<u8>);
+
+impl OneSlot {
+    const LAYOUT: Layout = Layout::new::<Slot<NoPayload>>();
+
+    fn new() -> Self {
+        Self(Heap.allocate(Self::LAYOUT).expect("allocate one slot"))
+    }
+}
+
+impl Drop for OneSlot {
+    fn drop(&mut self) {
+        // SAFETY: allocated by `Heap` with `LAYOUT` in `new`, freed once here.
+        unsafe { Heap.deallocate(self.0, Self::LAYOUT) };
+    }
+}
+
+/// A fresh table with `0 .. present` brought up.
+fn table(present: u32) -> BenchTable {
+    peers::table_with(present, MAX)
+}
+
+fn add_start(table: &BenchTable, indices: std::ops::Range<u32>) {
+    for index in indices {
+        peers::deliver(table, Kind::AddStart, index);
+    }
+}
+
+/// A `Vec` of `k` slots with no spare capacity.
+fn full_vec(k: u32) -> Vec<Counter> {
+    let mut vec = Vec::with_capacity(k as usize);
+    vec.extend((0..k).map(|_| Counter::default()));
+    vec.shrink_to_fit();
+    vec
+}
+
+fn add_start_group(c: &mut Criterion) {
+    let mut group = c.benchmark_group("growth_add_start");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("alloc_one_slot", |b| b.iter_with_large_drop(OneSlot::new));
+
+    group.throughput(Throughput::Elements(u64::from(MAX - 1)));
+    group.bench_function("table_bring_up", |b| {
+        b.iter_batched(
+            || table(1),
+            |table| {
+                add_start(&table, 1..MAX);
+                table
+            },
+            BatchSize::LargeInput,
+        );
+    });
+
+    for k in [8_u32, 1024] {
+        group.throughput(Throughput::Elements(1));
+        group.bench_with_input(BenchmarkId::new("table_first_add", k), &k, |b, &k| {
+            b.iter_batched(
+                || table(k),
+                |table| {
+                    add_start(&table, k..k + 1);
+                    table
+                },
+                BatchSize::PerIteration,
+            );
+        });
+        group.bench_with_input(BenchmarkId::new("table_add_in_segment", k + 1), &k, |b, &k| {
+            b.iter_batched(
+                || table(k + 1),
+                |table| {
+                    add_start(&table, k + 1..k + 2);
+                    table
+                },
+                BatchSize::PerIteration,
+            );
+        });
+        group.bench_with_input(BenchmarkId::new("vec_push_full", k), &k, |b, &k| {
+            b.iter_batched(
+                || full_vec(k),
+                |mut vec| {
+                    vec.push(Counter::default());
+                    vec
+                },
+                BatchSize::PerIteration,
+            );
+        });
+
+        group.throughput(Throughput::Elements(u64::from(k)));
+        group.bench_with_input(BenchmarkId::new("table_fill_segment", k), &k, |b, &k| {
+            b.iter_batched(
+                || table(k),
+                |table| {
+                    add_start(&table, k..2 * k);
+                    table
+                },
+                BatchSize::LargeInput,
+            );
+        });
+        group.bench_with_input(BenchmarkId::new("vec_fill", k), &k, |b, &k| {
+            b.iter_batched(
+                || full_vec(k),
+                |mut vec| {
+                    for _ in 0..k {
+                        vec.push(Counter::default());
+                    }
+                    vec
+                },
+                BatchSize::LargeInput,
+            );
+        });
+    }
+    group.finish();
+}
+
+// ---------------------------------------------------------------------------
+// A minimal C-style driver for the bring-up baseline.
+
+/// The C-style driver's per-processor slot: zeroed memory is "vacant".
+#[repr(C, align(128))]
+struct CSlot {
+    state: AtomicU8,
+    visits: AtomicU64,
+}
+
+/// What `DriverEntry` allocates: `max` slots in one non-paged allocation.
+struct CStyleDriver {
+    pool: SimAllocator,
+    slots: NonNull<CSlot>,
+    layout: Layout,
+    max: u32,
+}
+
+impl CStyleDriver {
+    fn load(kernel: &SimKernel) -> (Self, procnotify::sim::Handle) {
+        let max = kernel.config().reported_max;
+        let layout = Layout::array::<CSlot>(max as usize).expect("slot array layout");
+        let pool = kernel.pool().clone();
+        let slots = pool.allocate(layout).expect("allocate the slot array").cast::<CSlot>();
+        let driver = Self { pool, slots, layout, max };
+        let handle = kernel
+            .register(c_style_callback, driver.slots.as_ptr().cast(), ADD_EXISTING)
+            .expect("register the C-style callback");
+        (driver, handle)
+    }
+}
+
+impl Drop for CStyleDriver {
+    fn drop(&mut self) {
+        // SAFETY: allocated from this pool with this layout in `load`; the
+        // callback was deregistered before the driver is dropped.
+        unsafe { self.pool.deallocate(self.slots.cast(), self.layout) };
+    }
+}
+
+/// The C-style callback: bounds check, flip the state byte.
+fn c_style_callback(context: *mut c_void, change: &NotifyContext, _status: &mut NtStatus) {
+    if change.nt_number >= MAX {
+        return;
+    }
+    let state = match Kind::from_raw(change.state) {
+        Some(Kind::AddStart) => 1,
+        Some(Kind::AddComplete) => 2,
+        Some(Kind::AddFailure) => 0,
+        None => return,
+    };
+    // SAFETY: `context` is the array of `MAX` slots allocated at load and the
+    // index is in bounds (checked above), so the offset stays inside it.
+    let slot = unsafe { context.cast::<CSlot>().add(change.nt_number as usize) };
+    // SAFETY: zeroed memory is a valid `CSlot` (atomics), live until after
+    // deregistration, which waits for this callback to return.
+    let slot = unsafe { &*slot };
+    slot.state.store(state, Ordering::Release);
+}
+
+fn hot_add_all(kernel: &SimKernel) {
+    for _ in 1..MAX {
+        let added = kernel.hot_add();
+        debug_assert!(matches!(added, HotAdd::Added(_)));
+        black_box(added);
+    }
+}
+
+fn bring_up_group(c: &mut Criterion) {
+    let mut group = c.benchmark_group("growth_bring_up_2048");
+    group.sample_size(10).measurement_time(Duration::from_secs(4));
+    group.bench_function("c_style_fixed_array", |b| {
+        b.iter_batched(
+            || SimKernel::boot(Config::new(1, MAX)),
+            |kernel| {
+                let (driver, handle) = CStyleDriver::load(&kernel);
+                hot_add_all(&kernel);
+                kernel.deregister(handle);
+                assert!(driver.max == MAX);
+                drop(driver);
+                kernel
+            },
+            BatchSize::PerIteration,
+        );
+    });
+    group.bench_function("procnotify_driver", |b| {
+        b.iter_batched(
+            || SimKernel::boot(Config::new(1, MAX)),
+            |kernel| {
+                let driver = Driver::load(SimOs::new(&kernel)).expect("driver loads");
+                hot_add_all(&kernel);
+                driver.unload();
+                kernel
+            },
+            BatchSize::PerIteration,
+        );
+    });
+    group.finish();
+}
+
+// ---------------------------------------------------------------------------
+// Memory.
+
+/// Where criterion writes its results (its own rule: `$CRITERION_HOME`, else
+/// `$CARGO_TARGET_DIR/criterion`, else `target/criterion`).
+fn criterion_dir() -> PathBuf {
+    if let Some(home) = std::env::var_os("CRITERION_HOME") {
+        return PathBuf::from(home);
+    }
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from).join("criterion")
+}
+
+/// Bytes of a table with `0 .. present` ensured: (slots, slot bytes).
+fn table_bytes(present: u32) -> (u32, usize) {
+    let table = BenchTable::new(MAX, Heap);
+    for index in 0..present {
+        table.ensure(index).expect("ensure");
+    }
+    (table.allocated_slots(), table.allocated_bytes())
+}
+
+fn memory_report() {
+    let slot = size_of::<Slot<SimDpc>>();
+    let directory = Table::<SimDpc, SimAllocator>::directory_bytes();
+    let fixed = MAX as usize * slot;
+
+    // The real driver in the simulator: 4 processors present, 2048 possible.
+    let kernel = SimKernel::boot(Config::new(4, MAX));
+    let driver = Driver::load(SimOs::new(&kernel)).expect("driver loads");
+    let present = driver.context().present();
+    let slots = driver.context().table().allocated_slots();
+    let bytes = driver.context().table().allocated_bytes();
+    driver.unload();
+
+    let mut json = String::new();
+    let _ = write!(
+        json,
+        "{{\n  \"slot_bytes\": {slot},\n  \"directory_bytes\": {directory},\n  \"max\": {MAX},\n  \
+         \"fixed_array_bytes\": {fixed},\n  \"driver_4_of_2048\": {{\"present\": {present}, \"slots\": {slots}, \
+         \"slot_bytes\": {bytes}, \"total_bytes\": {}}},\n  \"sweep\": [",
+        bytes + directory
+    );
+    println!("memory: slot {slot} B, directory {directory} B, fixed array of {MAX}: {fixed} B");
+    println!(
+        "memory: driver with {present} of {MAX} present: {slots} slots, {bytes} B + {directory} B directory = {} B \
+         ({:.4} of the fixed array)",
+        bytes + directory,
+        ratio(bytes + directory, fixed)
+    );
+    let sweep = [1_u32, 2, 3, 4, 5, 8, 9, 64, 65, 1024, 1025, 2048];
+    for (n, &present) in sweep.iter().enumerate() {
+        let (slots, bytes) = table_bytes(present);
+        let separator = if n + 1 == sweep.len() { "" } else { "," };
+        let _ = write!(
+            json,
+            "\n    {{\"present\": {present}, \"slots\": {slots}, \"slot_bytes\": {bytes}, \"total_bytes\": {}}}{separator}",
+            bytes + directory
+        );
+        println!(
+            "memory: {present:>4} present: {slots:>4} slots ({:.2}x present), {:>7} B with directory",
+            f64::from(slots) / f64::from(present),
+            bytes + directory
+        );
+    }
+    json.push_str("\n  ]\n}\n");
+    let dir = criterion_dir();
+    if std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(dir.join("memory.json"), json)).is_err() {
+        eprintln!("memory: could not write {}", dir.join("memory.json").display());
+    }
+}
+
+#[allow(clippy::cast_precision_loss)] // byte counts far below 2^52
+fn ratio(a: usize, b: usize) -> f64 {
+    a as f64 / b as f64
+}
+
+criterion_group! {
+    name = benches;
+    config = peers::config();
+    targets = add_start_group, bring_up_group
+}
+
+fn main() {
+    memory_report();
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -1,0 +1,326 @@
+#!/usr/bin/env python3
+"""Turns criterion's results into the ratio tables of docs/benchmarks.md.
+
+Reads <criterion dir>/**/new/{benchmark,estimates}.json (and memory.json,
+written by benches/growth.rs) from the last `cargo bench` run, divides each
+median by its throughput (elements per iteration) and prints Markdown: every
+figure is a ratio against a baseline measured in the same run, plus a verdict
+per target of issue 4.
+
+    python3 scripts/bench-report.py                      # print
+    python3 scripts/bench-report.py --write docs/benchmarks.md
+
+`--write` replaces the text between the `<!-- bench-report:begin -->` and
+`<!-- bench-report:end -->` markers. The criterion directory is
+$CRITERION_HOME, else $CARGO_TARGET_DIR/criterion, else target/criterion
+(criterion's own rule); `--dir` overrides it. Python 3.11, stdlib only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+BEGIN = "<!-- bench-report:begin -->"
+END = "<!-- bench-report:end -->"
+
+TABLE = "procnotify_table"
+PEERS = ["rwlock_vec", "mutex_vec", "boxcar_vec", "thread_local", "arc_swap_vec"]
+LOOKUP_CONTENDERS = ["fixed_array", TABLE, *PEERS]
+GROWERS = [TABLE, "rwlock_vec", "mutex_vec", "boxcar_vec", "arc_swap_vec"]
+
+LOOKUP_TARGET = 1.25
+CONTENTION_TARGET = 10.0
+GROWING_TARGET = 0.90
+DIRECTORY_LIMIT = 1024
+
+
+def criterion_dir() -> Path:
+    if home := os.environ.get("CRITERION_HOME"):
+        return Path(home)
+    return Path(os.environ.get("CARGO_TARGET_DIR", "target")) / "criterion"
+
+
+def load(root: Path) -> tuple[dict[str, float], dict[str, tuple[float, float]]]:
+    """full_id -> median nanoseconds per element, and its 95% confidence interval."""
+    results: dict[str, float] = {}
+    intervals: dict[str, tuple[float, float]] = {}
+    for bench in root.glob("**/new/benchmark.json"):
+        meta = json.loads(bench.read_text())
+        estimates = json.loads((bench.parent / "estimates.json").read_text())
+        elements = (meta.get("throughput") or {}).get("Elements", 1)
+        median = estimates["median"]
+        results[meta["full_id"]] = median["point_estimate"] / elements
+        bounds = median["confidence_interval"]
+        intervals[meta["full_id"]] = (bounds["lower_bound"] / elements, bounds["upper_bound"] / elements)
+    return results, intervals
+
+
+def fmt_ns(ns: float) -> str:
+    if ns >= 1e6:
+        return f"{ns / 1e6:.2f} ms"
+    if ns >= 1e3:
+        return f"{ns / 1e3:.2f} µs"
+    return f"{ns:.2f} ns"
+
+
+def verdict(met: bool, miss: str) -> str:
+    return "**met**" if met else f"**missed** {miss}"
+
+
+class Report:
+    def __init__(self, results: dict[str, float], intervals: dict[str, tuple[float, float]], memory: dict | None):
+        self.r = results
+        self.ci = intervals
+        self.memory = memory
+        self.lines: list[str] = []
+        self.verdicts: list[tuple[str, str, str]] = []
+
+    def get(self, full_id: str) -> float | None:
+        return self.r.get(full_id)
+
+    def out(self, line: str = "") -> None:
+        self.lines.append(line)
+
+    def lookup(self) -> None:
+        modes = [
+            ("lookup_by_index", "by index"),
+            ("lookup_own_slot", "own slot (read)"),
+            ("lookup_own_slot_visit", "own slot + visit (driver read path)"),
+        ]
+        self.out("### 1. Lookup, one thread, hot cache")
+        self.out()
+        self.out("Time per lookup as a ratio to `fixed_array` (lower is better); absolute median in brackets.")
+        self.out()
+        self.out("| contender | " + " | ".join(label for _, label in modes) + " |")
+        self.out("|---|" + "---:|" * len(modes))
+        for name in LOOKUP_CONTENDERS:
+            cells = []
+            for group, _ in modes:
+                value, base = self.get(f"{group}/{name}"), self.get(f"{group}/fixed_array")
+                cells.append("n/a" if value is None or base is None else f"{value / base:.2f}× ({fmt_ns(value)})")
+            self.out(f"| `{name}` | " + " | ".join(cells) + " |")
+        self.out()
+        for group, label in modes:
+            table, base = self.get(f"{group}/{TABLE}"), self.get(f"{group}/fixed_array")
+            if table is None or base is None:
+                continue
+            ratio = table / base
+            present = [p for p in PEERS if self.get(f"{group}/{p}") is not None]
+            table_low, table_high = self.ci[f"{group}/{TABLE}"]
+            # A peer is faster when its whole confidence interval lies below the
+            # table's; overlapping intervals are a tie within noise.
+            faster = [p for p in present if self.ci[f"{group}/{p}"][1] < table_low]
+            tied = [p for p in present if p not in faster and self.ci[f"{group}/{p}"][0] <= table_high]
+            met = ratio <= LOOKUP_TARGET and not faster and not tied
+            misses = []
+            if ratio > LOOKUP_TARGET:
+                misses.append(f"{ratio:.2f}× the fixed array, {(ratio / LOOKUP_TARGET - 1) * 100:.0f}% over 1.25×")
+            for peer in faster:
+                misses.append(f"`{peer}` is {table / self.get(f'{group}/{peer}'):.2f}× faster")
+            for peer in tied:
+                misses.append(f"tied with `{peer}` ({self.get(f'{group}/{peer}') / table:.2f}×, intervals overlap)")
+            self.verdicts.append(
+                (f"1. lookup, {label}: ≤ 1.25× fixed array, faster than every peer",
+                 f"{ratio:.2f}× fixed", verdict(met, "(" + "; ".join(misses) + ")")))
+
+    def contention(self) -> None:
+        self.out("### 2. Reads under contention")
+        self.out()
+        self.out("Time per read per thread (reads/s per thread = 1 / time). "
+                 "`steady`: one reader per core; `steady_1` / `growing` / `spin control`: cores − 1 readers, "
+                 "the last two with one more thread on the remaining core.")
+        self.out()
+        self.out("| contender | steady | table's reads/s ÷ contender's | steady_1 | growing | "
+                 "growing ÷ steady_1 throughput |")
+        self.out("|---|---:|---:|---:|---:|---:|")
+        table_steady = self.get(f"contention_steady/{TABLE}")
+        for name in LOOKUP_CONTENDERS:
+            steady = self.get(f"contention_steady/{name}")
+            s1, grow = self.get(f"contention_steady_1/{name}"), self.get(f"contention_growing/{name}")
+            speedup = f"{steady / table_steady:.2f}×" if steady and table_steady else "n/a"
+            kept = f"{s1 / grow * 100:.0f}%" if s1 and grow else "n/a"
+            self.out(f"| `{name}` | {fmt_ns(steady) if steady else 'n/a'} | {speedup} | "
+                     f"{fmt_ns(s1) if s1 else 'n/a'} | {fmt_ns(grow) if grow else 'n/a'} | {kept} |")
+        spin, s1 = self.get(f"contention_spin_control/{TABLE}"), self.get(f"contention_steady_1/{TABLE}")
+        if spin and s1:
+            self.out(f"| `{TABLE}`, spin control | | | {fmt_ns(s1)} | {fmt_ns(spin)} | {s1 / spin * 100:.0f}% |")
+        self.out()
+        rw = self.get("contention_steady/rwlock_vec")
+        if rw and table_steady:
+            ratio = rw / table_steady
+            self.verdicts.append(("2. reads/s per thread ≥ 10× `RwLock<Vec<T>>` (one reader per core)",
+                                  f"{ratio:.1f}×",
+                                  verdict(ratio >= CONTENTION_TARGET,
+                                          f"by {(1 - ratio / CONTENTION_TARGET) * 100:.0f}%")))
+        grow = self.get(f"contention_growing/{TABLE}")
+        if grow and s1:
+            kept = s1 / grow
+            note = ""
+            if spin:
+                note = f"; spin control keeps {s1 / spin * 100:.0f}%, growing ÷ spin control = {spin / grow * 100:.0f}%"
+            self.verdicts.append(("2. throughput while growing ≥ 90% of steady state", f"{kept * 100:.0f}%{note}",
+                                  verdict(kept >= GROWING_TARGET,
+                                          f"by {(GROWING_TARGET - kept) * 100:.0f} points")))
+
+    def false_sharing(self) -> None:
+        padded, unpadded = self.get("false_sharing/padded_slot"), self.get("false_sharing/unpadded")
+        if not padded or not unpadded:
+            return
+        self.out("### 3. False sharing")
+        self.out()
+        self.out("| slots | time per bump per thread | ratio to padded |")
+        self.out("|---|---:|---:|")
+        self.out(f"| padded (`Slot`, 128-byte aligned) | {fmt_ns(padded)} | 1.00× |")
+        self.out(f"| unpadded (`#[repr(C)]` packed `AtomicU64`s) | {fmt_ns(unpadded)} | {unpadded / padded:.2f}× |")
+        self.out()
+        self.verdicts.append(("3. false sharing: unpadded ÷ padded (report only)", f"{unpadded / padded:.2f}×", "reported"))
+
+    def growth(self) -> None:
+        g = "growth_add_start"
+        base = self.get(f"{g}/alloc_one_slot")
+        if not base:
+            return
+        self.out("### 4. Growth")
+        self.out()
+        self.out("Per add, as a ratio to allocating one zeroed slot (`alloc_one_slot`, "
+                 f"{fmt_ns(base)}) measured in the same run.")
+        self.out()
+        self.out("| operation | per add | ratio to one slot allocation |")
+        self.out("|---|---:|---:|")
+        rows = [
+            ("table: AddStart 1 → 2048 on a fresh table (amortised)", f"{g}/table_bring_up"),
+            ("table: first add of segment 8..16 (allocates 8 slots)", f"{g}/table_first_add/8"),
+            ("table: first add of segment 1024..2048 (allocates 1024 slots)", f"{g}/table_first_add/1024"),
+            ("table: add 9 (segment allocated)", f"{g}/table_add_in_segment/9"),
+            ("table: add 1025 (segment allocated)", f"{g}/table_add_in_segment/1025"),
+            ("table: fill 8..16 holding 8 (amortised)", f"{g}/table_fill_segment/8"),
+            ("table: fill 1024..2048 holding 1024 (amortised)", f"{g}/table_fill_segment/1024"),
+            ("`Vec`: push at len = capacity = 8 (realloc + copy 8)", f"{g}/vec_push_full/8"),
+            ("`Vec`: push at len = capacity = 1024 (realloc + copy 1024)", f"{g}/vec_push_full/1024"),
+            ("`Vec`: fill 8..16 (amortised)", f"{g}/vec_fill/8"),
+            ("`Vec`: fill 1024..2048 (amortised)", f"{g}/vec_fill/1024"),
+        ]
+        for label, key in rows:
+            value = self.get(key)
+            if value is not None:
+                self.out(f"| {label} | {fmt_ns(value)} | {value / base:.2f}× |")
+        self.out()
+        in9, in1025 = self.get(f"{g}/table_add_in_segment/9"), self.get(f"{g}/table_add_in_segment/1025")
+        f8, f1024 = self.get(f"{g}/table_fill_segment/8"), self.get(f"{g}/table_fill_segment/1024")
+        first8, first1024 = self.get(f"{g}/table_first_add/8"), self.get(f"{g}/table_first_add/1024")
+        if in9 and in1025 and f8 and f1024:
+            worst = ""
+            if first8 and first1024:
+                worst = (f"; the one add per segment that allocates it costs O(segment): "
+                         f"{fmt_ns(first8)} for 8 slots, {fmt_ns(first1024)} for 1024")
+            self.verdicts.append((
+                "4. O(1) per add, no copying of existing slots",
+                f"add at 1025 ÷ add at 9 = {in1025 / in9:.2f}×; amortised per add, 1024..2048 ÷ 8..16 = "
+                f"{f1024 / f8:.2f}×{worst}",
+                verdict(in1025 / in9 <= 1.5 and f1024 / f8 <= 1.5, "(per-add cost grows with the table)")))
+
+        c_style, driver = self.get("growth_bring_up_2048/c_style_fixed_array"), \
+            self.get("growth_bring_up_2048/procnotify_driver")
+        if c_style and driver:
+            self.out("Bring-up of 2048 processors in the simulator (boot 1, load, 2047 hot-adds, unload):")
+            self.out()
+            self.out("| driver | time | ratio |")
+            self.out("|---|---:|---:|")
+            self.out(f"| C-style callback, array of 2048 preallocated (baseline) | {fmt_ns(c_style)} | 1.00× |")
+            self.out(f"| procnotify `Driver<SimOs>` | {fmt_ns(driver)} | {driver / c_style:.2f}× |")
+            self.out()
+            self.verdicts.append(("4. bring-up of 2048 processors in the simulator (report only)",
+                                  f"{fmt_ns(driver)}, {driver / c_style:.2f}× the C-style baseline", "reported"))
+
+        if self.memory:
+            m = self.memory
+            d = m["driver_4_of_2048"]
+            fixed = m["fixed_array_bytes"]
+            self.out(f"Memory (slot = {m['slot_bytes']} B, directory = {m['directory_bytes']} B, "
+                     f"preallocated array of {m['max']} = {fixed} B):")
+            self.out()
+            self.out("| present | slots allocated | bytes incl. directory | ÷ preallocated array | slots ÷ present |")
+            self.out("|---:|---:|---:|---:|---:|")
+            for row in m["sweep"]:
+                self.out(f"| {row['present']} | {row['slots']} | {row['total_bytes']} | "
+                         f"{row['total_bytes'] / fixed:.4f} | {row['slots'] / row['present']:.2f} |")
+            self.out()
+            limit = 2 * d["present"] * m["slot_bytes"]
+            worst = max(row["slots"] / row["present"] for row in m["sweep"])
+            met = d["slot_bytes"] <= limit and m["directory_bytes"] <= DIRECTORY_LIMIT and worst <= 2.0
+            self.verdicts.append((
+                "4. memory ≤ 2× slots present + ≤ 1 KiB directory",
+                f"4 of 2048 present (real driver): {d['slot_bytes']} B slots + {m['directory_bytes']} B directory = "
+                f"{d['total_bytes']} B vs {fixed} B preallocated ({fixed / d['total_bytes']:.0f}× less); "
+                f"worst slots ÷ present over the sweep {worst:.2f}",
+                verdict(met, "")))
+
+    def summary(self) -> None:
+        self.out("### Verdicts")
+        self.out()
+        self.out("| target | measured | verdict |")
+        self.out("|---|---|---|")
+        for target, measured, outcome in self.verdicts:
+            self.out(f"| {target} | {measured} | {outcome} |")
+        self.out()
+
+
+def machine() -> str:
+    model = platform.processor() or platform.machine()
+    try:
+        for line in subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout.splitlines():
+            if line.startswith("Model name:"):
+                model = line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    try:
+        rustc = subprocess.run(["rustc", "--version"], capture_output=True, text=True, check=False).stdout.strip()
+    except OSError:
+        rustc = "rustc (unknown)"
+    return f"{model}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.release()}; {rustc}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dir", type=Path, default=None, help="criterion output directory")
+    parser.add_argument("--write", type=Path, default=None, help="Markdown file whose marked section to replace")
+    args = parser.parse_args()
+    root = args.dir or criterion_dir()
+    results, intervals = load(root)
+    if not results:
+        print(f"no criterion results under {root}; run `cargo bench` first", file=sys.stderr)
+        return 1
+    memory_path = root / "memory.json"
+    memory = json.loads(memory_path.read_text()) if memory_path.exists() else None
+
+    report = Report(results, intervals, memory)
+    report.out(f"Machine: {machine()}.")
+    report.out()
+    report.lookup()
+    report.contention()
+    report.false_sharing()
+    report.growth()
+    report.summary()
+    text = "\n".join(report.lines)
+
+    if args.write:
+        doc = args.write.read_text()
+        if BEGIN not in doc or END not in doc:
+            print(f"{args.write} has no {BEGIN} ... {END} section", file=sys.stderr)
+            return 1
+        head, rest = doc.split(BEGIN, 1)
+        _, tail = rest.split(END, 1)
+        args.write.write_text(f"{head}{BEGIN}\n{text}\n{END}{tail}")
+    else:
+        print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
