@@ -119,6 +119,7 @@ impl<O: Os> Context<O> {
     /// Runs at `PASSIVE_LEVEL` or `APC_LEVEL` (Windows holds a fast mutex).
     /// Logs one trace line: `procnotify: <event> index=<n> group=<g>
     /// number=<k> status=0x<...> outcome=<...>`.
+    #[cfg_attr(procnotify_no_panic, no_panic::no_panic)]
     pub fn on_notification(&self, notification: RawNotification) -> Option<NtStatus> {
         self.stats.notifications.fetch_add(1, Ordering::Relaxed);
         // Acquire: the previous callback's Release store below happens-before
@@ -182,6 +183,7 @@ impl<O: Os> Context<O> {
     /// The read path run on a processor by deferred work (the Windows DPC):
     /// find the calling processor's own slot and bump its visit counter.
     /// Wait-free; callable at `DISPATCH_LEVEL`.
+    #[cfg_attr(procnotify_no_panic, no_panic::no_panic)]
     pub fn visit_current(&self) {
         match self.table.get(self.os.current_processor()) {
             Some(slot) => slot.visit(),
@@ -375,5 +377,249 @@ impl<O: Os> DriverCell<O> {
         // the caller serialises against inspection) takes it out.
         let driver = unsafe { &*self.driver.get() };
         driver.as_ref().map(|driver| f(driver.context()))
+    }
+}
+
+#[cfg(all(test, procnotify_loom))]
+#[allow(clippy::std_instead_of_alloc)] // the model runs on the host
+mod loom_tests {
+    //! Model-checked with `RUSTFLAGS="--cfg procnotify_loom" cargo test --lib --release loom`
+    //! The models are small enough to explore exhaustively (no preemption
+    //! bound).
+    //!
+    //! A loom-aware fake OS: `register` delivers the existing-processor
+    //! notifications synchronously, as Windows does; a "kernel" thread
+    //! delivers hot-add notifications under a registration lock that
+    //! `deregister` takes (so deregistration waits for a running callback, as
+    //! `KeDeregisterProcessorChangeCallback` does); `kick` queues a DPC that a
+    //! "DPC" thread runs under a DPC lock that `flush_deferred` takes (so no
+    //! DPC runs after the flush, as `KeFlushQueuedDpcs` guarantees).
+    use super::*;
+    use crate::os::{AllocError, ProcNumber, SlotPayload};
+    use crate::table::Slot;
+    use core::cell::Cell;
+    use core::ptr::NonNull;
+    use loom::sync::atomic::AtomicBool as LoomBool;
+    use loom::sync::{Arc, Mutex};
+    use loom::thread;
+
+    loom::thread_local! {
+        /// The simulated processor a model thread runs on.
+        static CPU: Cell<u32> = Cell::new(0);
+    }
+
+    fn on_cpu<R>(cpu: u32, f: impl FnOnce() -> R) -> R {
+        CPU.with(|current| current.set(cpu));
+        f()
+    }
+
+    /// Runs a model: exhaustive (no preemption bound) unless
+    /// `LOOM_MAX_PREEMPTIONS` sets one; each model takes about a second.
+    fn model(f: impl Fn() + Sync + Send + 'static) {
+        loom::model::Builder::new().check(f);
+    }
+
+    #[derive(Clone, Copy)]
+    struct Heap;
+
+    // SAFETY: forwards to the global allocator with the same layout.
+    unsafe impl PoolAllocator for Heap {
+        fn allocate(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+            // SAFETY: every layout the engine asks for has a non-zero size.
+            NonNull::new(unsafe { std::alloc::alloc_zeroed(layout) }).ok_or(AllocError)
+        }
+        unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
+            // SAFETY: `ptr` came from `alloc_zeroed` with `layout`.
+            unsafe { std::alloc::dealloc(ptr.as_ptr(), layout) }
+        }
+    }
+
+    /// A payload a reader can check was published with its slot.
+    struct Marker(u32);
+
+    impl SlotPayload for Marker {
+        unsafe fn init(place: NonNull<Self>, _: *const c_void, index: u32) -> Result<(), NtStatus> {
+            // SAFETY: the caller hands us writable, aligned storage.
+            unsafe { place.as_ptr().write(Marker(index)) };
+            Ok(())
+        }
+    }
+
+    /// What the fake kernel shares between its threads.
+    #[derive(Default)]
+    struct Kernel {
+        /// The registered context's address (`\Callback\ProcessorAdd`).
+        registration: Mutex<Option<usize>>,
+        /// (context address while DPCs may run, the processor of a queued DPC).
+        dpc: Mutex<(Option<usize>, Option<u32>)>,
+        /// Set when the OS object (part of the context) is dropped: the context
+        /// is being freed.
+        freed: LoomBool,
+    }
+
+    struct LoomOs {
+        kernel: Arc<Kernel>,
+        boot: u32,
+    }
+
+    impl Drop for LoomOs {
+        fn drop(&mut self) {
+            self.kernel.freed.store(true, Ordering::SeqCst);
+        }
+    }
+
+    fn change(state: u32, index: u32) -> RawNotification {
+        RawNotification { state, index, status: NtStatus::SUCCESS, proc_number: ProcNumber::dense(index) }
+    }
+
+    // SAFETY: `register` calls back only with the given context; `deregister`
+    // and `flush_deferred` wait for running callbacks and DPCs (their locks).
+    unsafe impl Os for LoomOs {
+        type Payload = Marker;
+        type Allocator = Heap;
+        type Registration = ();
+
+        fn allocator(&self) -> Heap {
+            Heap
+        }
+        fn max_processors(&self) -> u32 {
+            4
+        }
+        fn current_processor(&self) -> u32 {
+            CPU.with(Cell::get)
+        }
+        fn log(&self, _: Level, _: fmt::Arguments<'_>) {}
+
+        unsafe fn register(&self, context: NonNull<Context<Self>>) -> Option<()> {
+            let address = context.as_ptr() as usize;
+            let mut registration = self.kernel.registration.lock().unwrap();
+            *registration = Some(address);
+            self.kernel.dpc.lock().unwrap().0 = Some(address);
+            // SAFETY: the caller keeps the context alive while registered.
+            let context = unsafe { context.as_ref() };
+            for state in [0, 1] {
+                for index in 0..self.boot {
+                    assert_eq!(context.on_notification(change(state, index)), None);
+                }
+            }
+            Some(())
+        }
+
+        fn deregister(&self, (): ()) {
+            // Waits for a callback holding the lock, then unlinks.
+            *self.kernel.registration.lock().unwrap() = None;
+        }
+
+        fn kick(&self, slot: &Slot<Marker>) {
+            self.kernel.dpc.lock().unwrap().1 = Some(slot.index());
+        }
+
+        fn flush_deferred(&self) {
+            // Waits for a running DPC; none runs afterwards.
+            *self.kernel.dpc.lock().unwrap() = (None, None);
+        }
+    }
+
+    impl Kernel {
+        /// A hot-add of `index` as the kernel delivers it: AddStart then
+        /// AddComplete to the registered callback, if any.
+        fn hot_add(&self, index: u32) {
+            let registration = self.registration.lock().unwrap();
+            if let Some(address) = *registration {
+                assert!(!self.freed.load(Ordering::SeqCst), "callback into a freed context");
+                // SAFETY: registered, and deregistration waits for this lock.
+                let context = unsafe { &*(address as *const Context<LoomOs>) };
+                assert_eq!(context.on_notification(change(0, index)), None);
+                assert_eq!(context.on_notification(change(1, index)), None);
+            }
+        }
+
+        /// The DPC processor: runs a queued DPC, if any.
+        fn run_dpc(&self) {
+            let mut dpc = self.dpc.lock().unwrap();
+            if let (Some(address), Some(cpu)) = (dpc.0, dpc.1.take()) {
+                assert!(!self.freed.load(Ordering::SeqCst), "DPC on a freed context");
+                // SAFETY: flush_deferred clears `dpc.0` under this lock before
+                // the context is freed.
+                let context = unsafe { &*(address as *const Context<LoomOs>) };
+                on_cpu(cpu, || context.visit_current());
+            }
+        }
+    }
+
+    fn rank(state: SlotState) -> u8 {
+        state as u8
+    }
+
+    /// Slot state transitions as readers see them: while the callback adds
+    /// processor 1 (segment allocation, payload, Starting, Online), a reader
+    /// sees the slot absent or whole, its state only moving forward, and the
+    /// payload and location of any non-vacant state; the read path on
+    /// processor 1 either misses or counts its visit. Three threads.
+    #[test]
+    fn slot_transitions_as_readers_see_them() {
+        model(|| {
+            let kernel = Arc::new(Kernel::default());
+            let driver = Arc::new(Driver::load(LoomOs { kernel: Arc::clone(&kernel), boot: 1 }).unwrap());
+            let writer = {
+                let kernel = Arc::clone(&kernel);
+                thread::spawn(move || kernel.hot_add(1))
+            };
+            let reader = {
+                let driver = Arc::clone(&driver);
+                thread::spawn(move || {
+                    let table = driver.context().table();
+                    let mut last = SlotState::Vacant;
+                    for _ in 0..2 {
+                        if let Some(slot) = table.get(1) {
+                            assert_eq!(slot.index(), 1);
+                            let state = slot.state();
+                            assert!(rank(state) >= rank(last), "{last:?} -> {state:?}");
+                            if state != SlotState::Vacant {
+                                assert_eq!(slot.payload().map(|marker| marker.0), Some(1));
+                                assert_eq!(slot.proc_number(), ProcNumber::dense(1));
+                            }
+                            last = state;
+                        }
+                    }
+                })
+            };
+            let context = driver.context();
+            on_cpu(1, || context.visit_current());
+            writer.join().unwrap();
+            reader.join().unwrap();
+            let slot = context.table().get(1).unwrap();
+            assert_eq!(slot.state(), SlotState::Online);
+            assert_eq!(slot.snapshot().visits + u64::from(context.stats().missed_visits), 1);
+            Arc::try_unwrap(driver).ok().unwrap().unload();
+            assert!(kernel.freed.load(Ordering::SeqCst));
+        });
+    }
+
+    /// Unload after deregistration: a hot-add callback and a DPC race with
+    /// unload. Neither may run on the freed context: deregistration waits for
+    /// the callback, the flush for the DPC, and only then is the context
+    /// freed. Three threads.
+    #[test]
+    fn unload_after_deregistration() {
+        model(|| {
+            let kernel = Arc::new(Kernel::default());
+            let driver = Driver::load(LoomOs { kernel: Arc::clone(&kernel), boot: 1 }).unwrap();
+            let callback = {
+                let kernel = Arc::clone(&kernel);
+                thread::spawn(move || kernel.hot_add(1))
+            };
+            let dpc = {
+                let kernel = Arc::clone(&kernel);
+                thread::spawn(move || {
+                    kernel.run_dpc();
+                    kernel.run_dpc();
+                })
+            };
+            driver.unload();
+            assert!(kernel.freed.load(Ordering::SeqCst));
+            callback.join().unwrap();
+            dpc.join().unwrap();
+        });
     }
 }

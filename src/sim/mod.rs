@@ -15,6 +15,7 @@
 
 mod alloc;
 mod kernel;
+pub mod script;
 pub mod session;
 
 use core::ffi::c_void;
