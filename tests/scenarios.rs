@@ -559,15 +559,21 @@ fn concurrent_callbacks_violating_serialisation_corrupt_nothing() {
         proc_number: ProcNumber::dense(index),
     };
     std::thread::scope(|scope| {
-        for thread in 0..2_u32 {
-            scope.spawn(move || {
-                for round in 0..500_u32 {
-                    let index = 1 + (round + thread) % 15;
-                    let _ = context.on_notification(notification(START, index));
-                    let _ =
-                        context.on_notification(notification(if round % 2 == 0 { COMPLETE } else { FAILURE }, index));
-                }
-            });
+        let threads: Vec<_> = (0..2_u32)
+            .map(|thread| {
+                scope.spawn(move || {
+                    for round in 0..500_u32 {
+                        let index = 1 + (round + thread) % 15;
+                        let _ = context.on_notification(notification(START, index));
+                        let last = if round % 2 == 0 { COMPLETE } else { FAILURE };
+                        let _ = context.on_notification(notification(last, index));
+                    }
+                })
+            })
+            .collect();
+        // Joined explicitly (pthread_join), which ThreadSanitizer sees.
+        for thread in threads {
+            thread.join().unwrap();
         }
     });
     let stats = context.stats();

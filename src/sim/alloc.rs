@@ -9,7 +9,9 @@ use std::alloc::Layout;
 use std::collections::{BTreeSet, HashMap};
 use std::ptr::NonNull;
 use std::string::String;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, MutexGuard};
 use std::vec::Vec;
 
 use crate::os::{AllocError, PoolAllocator};
@@ -63,8 +65,7 @@ impl SimAllocator {
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
-        // A panic elsewhere in a test must not hide this pool's account.
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.0.lock()
     }
 
     /// Fails the `ordinal`-th allocation attempt from now on counting from the

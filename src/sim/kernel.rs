@@ -9,8 +9,12 @@ use std::collections::{BTreeSet, VecDeque};
 use std::ffi::c_void;
 use std::fmt;
 use std::string::String;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+
+// parking_lot rather than std's locks: compiled from source, its atomics are
+// instrumented under ThreadSanitizer, so TSan sees the simulator's locking.
+use parking_lot::{Condvar, Mutex, MutexGuard};
 use std::vec::Vec;
 
 use super::alloc::SimAllocator;
@@ -18,7 +22,7 @@ use crate::notify::Kind;
 use crate::os::{ADD_EXISTING, GROUP_SIZE, Level, MAX_PROCESSORS, NtStatus, ProcNumber};
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+    mutex.lock()
 }
 
 /// `KE_PROCESSOR_CHANGE_NOTIFY_CONTEXT` as the simulator delivers it.
@@ -278,7 +282,7 @@ impl Gate {
     pub fn wait_entered(&self) {
         let mut state = lock(&self.state);
         while !state.0 {
-            state = self.changed.wait(state).unwrap_or_else(PoisonError::into_inner);
+            self.changed.wait(&mut state);
         }
     }
 
@@ -293,7 +297,7 @@ impl Gate {
         state.0 = true;
         self.changed.notify_all();
         while !state.1 {
-            state = self.changed.wait(state).unwrap_or_else(PoisonError::into_inner);
+            self.changed.wait(&mut state);
         }
     }
 }
@@ -338,7 +342,8 @@ struct Inner {
     gate: Mutex<Option<Arc<Gate>>>,
     deregistrations_waiting: AtomicU32,
     dpcs: Arc<DpcQueue>,
-    dpc_worker: Mutex<bool>,
+    /// The DPC worker, started on the first DPC; joined when the kernel goes.
+    dpc_worker: Mutex<Option<std::thread::JoinHandle<()>>>,
     start_hook: Mutex<Option<StartHook>>,
 }
 
@@ -350,6 +355,11 @@ impl Drop for Inner {
     fn drop(&mut self) {
         lock(&self.dpcs.queue).2 = true;
         self.dpcs.changed.notify_all();
+        // Joined, not detached: the worker's last use of the shared pool
+        // happens-before everything after this (and ThreadSanitizer sees it).
+        if let Some(worker) = self.dpc_worker.get_mut().take() {
+            let _ = worker.join();
+        }
     }
 }
 
@@ -385,7 +395,7 @@ impl SimKernel {
                 gate: Mutex::new(None),
                 deregistrations_waiting: AtomicU32::new(0),
                 dpcs: Arc::new(DpcQueue::default()),
-                dpc_worker: Mutex::new(false),
+                dpc_worker: Mutex::new(None),
                 start_hook: Mutex::new(None),
             }),
         }
@@ -661,7 +671,7 @@ impl SimKernel {
         self.inner.deregistrations_waiting.fetch_add(1, Ordering::AcqRel);
         let mut in_flight = lock(&registration.in_flight);
         while *in_flight > 0 {
-            in_flight = registration.idle.wait(in_flight).unwrap_or_else(PoisonError::into_inner);
+            registration.idle.wait(&mut in_flight);
         }
         drop(in_flight);
         self.inner.deregistrations_waiting.fetch_sub(1, Ordering::AcqRel);
@@ -823,22 +833,23 @@ impl SimKernel {
     pub fn flush_dpcs(&self) {
         let mut queue = lock(&self.inner.dpcs.queue);
         while queue.1 > 0 {
-            queue = self.inner.dpcs.changed.wait(queue).unwrap_or_else(PoisonError::into_inner);
+            self.inner.dpcs.changed.wait(&mut queue);
         }
     }
 
     fn start_dpc_worker(&self) {
-        let mut started = lock(&self.inner.dpc_worker);
-        if *started {
+        let mut worker = lock(&self.inner.dpc_worker);
+        if worker.is_some() {
             return;
         }
-        *started = true;
         let dpcs = Arc::clone(&self.inner.dpcs);
         let pool = self.inner.pool.clone();
-        std::thread::Builder::new()
-            .name("sim-dpc".into())
-            .spawn(move || dpc_worker(&dpcs, &pool))
-            .expect("spawn the simulated DPC worker");
+        *worker = Some(
+            std::thread::Builder::new()
+                .name("sim-dpc".into())
+                .spawn(move || dpc_worker(&dpcs, &pool))
+                .expect("spawn the simulated DPC worker"),
+        );
     }
 
     /// The index Windows would give group `group`, number `number`
@@ -861,7 +872,7 @@ fn dpc_worker(dpcs: &DpcQueue, pool: &SimAllocator) {
                 if queue.2 {
                     return;
                 }
-                queue = dpcs.changed.wait(queue).unwrap_or_else(PoisonError::into_inner);
+                dpcs.changed.wait(&mut queue);
             }
         };
         if pool.is_live(dpc.context) {

@@ -46,7 +46,9 @@ use std::boxed::Box;
 use std::collections::{BTreeSet, VecDeque};
 use std::format;
 use std::string::String;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::vec::Vec;
 
 use super::{Config, Handle, HotAdd, NotifyContext, Refusal, SimKernel, SimOs};
@@ -726,7 +728,7 @@ fn other_driver(kernel: &SimKernel) -> (Handle, Plan) {
     let plan: Plan = Arc::default();
     let theirs = Arc::clone(&plan);
     let handle = kernel.register_other_driver(Box::new(move |change| {
-        let armed = *theirs.lock().unwrap_or_else(PoisonError::into_inner);
+        let armed = *theirs.lock();
         match armed {
             Some(status) if change.state == Kind::ADD_START => status,
             _ => NtStatus::SUCCESS,
@@ -736,7 +738,7 @@ fn other_driver(kernel: &SimKernel) -> (Handle, Plan) {
 }
 
 fn set_plan(plan: &Plan, status: Option<NtStatus>) {
-    *plan.lock().unwrap_or_else(PoisonError::into_inner) = status;
+    *plan.lock() = status;
 }
 
 impl Harness {

@@ -6,7 +6,9 @@
 use std::fmt::Write as _;
 use std::format;
 use std::string::String;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::vec::Vec;
 
 use super::{Config, HotAdd, SimAllocator, SimDpc, SimKernel, SimOs};
@@ -149,7 +151,7 @@ pub fn run(options: &Options) -> Report {
     let vetoes = Arc::new(Mutex::new(options.veto_add.clone()));
     let other = (!options.veto_add.is_empty()).then(|| {
         kernel.register_other_driver(std::boxed::Box::new(move |change| {
-            let mut vetoes = vetoes.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut vetoes = vetoes.lock();
             let hit = vetoes.iter().position(|&i| i == change.nt_number && change.state == Kind::ADD_START);
             hit.map_or(NtStatus::SUCCESS, |position| {
                 vetoes.remove(position);
