@@ -395,8 +395,9 @@ mod loom_tests {
     //! "DPC" thread runs under a DPC lock that `flush_deferred` takes (so no
     //! DPC runs after the flush, as `KeFlushQueuedDpcs` guarantees).
     use super::*;
-    use crate::os::{AllocError, ProcNumber, SlotPayload};
+    use crate::os::ProcNumber;
     use crate::table::Slot;
+    use crate::table::loom_tests::{Heap, Marker};
     use core::cell::Cell;
     use core::ptr::NonNull;
     use loom::sync::atomic::AtomicBool as LoomBool;
@@ -417,32 +418,6 @@ mod loom_tests {
     /// `LOOM_MAX_PREEMPTIONS` sets one; each model takes about a second.
     fn model(f: impl Fn() + Sync + Send + 'static) {
         loom::model::Builder::new().check(f);
-    }
-
-    #[derive(Clone, Copy)]
-    struct Heap;
-
-    // SAFETY: forwards to the global allocator with the same layout.
-    unsafe impl PoolAllocator for Heap {
-        fn allocate(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
-            // SAFETY: every layout the engine asks for has a non-zero size.
-            NonNull::new(unsafe { std::alloc::alloc_zeroed(layout) }).ok_or(AllocError)
-        }
-        unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
-            // SAFETY: `ptr` came from `alloc_zeroed` with `layout`.
-            unsafe { std::alloc::dealloc(ptr.as_ptr(), layout) }
-        }
-    }
-
-    /// A payload a reader can check was published with its slot.
-    struct Marker(u32);
-
-    impl SlotPayload for Marker {
-        unsafe fn init(place: NonNull<Self>, _: *const c_void, index: u32) -> Result<(), NtStatus> {
-            // SAFETY: the caller hands us writable, aligned storage.
-            unsafe { place.as_ptr().write(Marker(index)) };
-            Ok(())
-        }
     }
 
     /// What the fake kernel shares between its threads.

@@ -547,20 +547,21 @@ mod tests {
 }
 
 #[cfg(all(test, procnotify_loom))]
-mod loom_tests {
+pub(crate) mod loom_tests {
     //! Model-checked with `RUSTFLAGS="--cfg procnotify_loom" cargo test --lib --release loom`.
     use super::*;
     use loom::sync::Arc;
     use loom::thread;
 
-    /// A heap allocator for the model (loom runs on the host).
+    /// A heap allocator for the models (loom runs on the host); the driver's
+    /// loom tests use it too.
     #[derive(Clone, Copy)]
-    struct Heap;
+    pub(crate) struct Heap;
 
     // SAFETY: forwards to the global allocator with the same layout.
     unsafe impl PoolAllocator for Heap {
         fn allocate(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
-            // SAFETY: every layout the table asks for has a non-zero size.
+            // SAFETY: every layout the engine asks for has a non-zero size.
             NonNull::new(unsafe { std::alloc::alloc_zeroed(layout) }).ok_or(AllocError)
         }
         unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
@@ -569,8 +570,9 @@ mod loom_tests {
         }
     }
 
-    /// A payload whose contents the model can check were published.
-    struct Marker(u32);
+    /// A payload whose contents a model can check were published: its
+    /// slot's index.
+    pub(crate) struct Marker(pub(crate) u32);
 
     impl SlotPayload for Marker {
         unsafe fn init(place: NonNull<Self>, _: *const c_void, index: u32) -> Result<(), NtStatus> {
