@@ -48,12 +48,7 @@ param(
 Set-StrictMode -Version Latest
 $ErrorActionPreference = 'Stop'
 
-function Invoke-Native {
-    param([string] $Exe, [string[]] $Arguments)
-    Write-Host "> $Exe $($Arguments -join ' ')"
-    & $Exe @Arguments
-    if ($LASTEXITCODE -ne 0) { throw "$Exe exited with $LASTEXITCODE" }
-}
+. (Join-Path $PSScriptRoot 'Procnotify.Common.ps1')
 
 if (-not ([Security.Principal.WindowsPrincipal][Security.Principal.WindowsIdentity]::GetCurrent()).IsInRole(
         [Security.Principal.WindowsBuiltInRole]::Administrator)) {

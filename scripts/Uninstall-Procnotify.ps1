@@ -23,12 +23,7 @@ param(
 Set-StrictMode -Version Latest
 $ErrorActionPreference = 'Stop'
 
-function Invoke-Native {
-    param([string] $Exe, [string[]] $Arguments, [switch] $AllowFailure)
-    Write-Host "> $Exe $($Arguments -join ' ')"
-    & $Exe @Arguments
-    if ($LASTEXITCODE -ne 0 -and -not $AllowFailure) { throw "$Exe exited with $LASTEXITCODE" }
-}
+. (Join-Path $PSScriptRoot 'Procnotify.Common.ps1')
 
 # 1. Remove every device with our hardware ID (present or not): the driver unloads.
 $devices = @(Get-PnpDevice -ErrorAction SilentlyContinue | Where-Object { $_.HardwareID -contains $HardwareId })
