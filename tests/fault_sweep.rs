@@ -11,10 +11,13 @@
 //! unload is clean. Each test prints how many fault points it covered:
 //! `cargo test --release --test fault_sweep -- --nocapture`.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
+use common::callbacks;
 use procnotify::os::MAX_PROCESSORS;
 use procnotify::sim::{Config, HotAdd, KernelEvent, Refusal, SimKernel, SimOs};
 use procnotify::{Driver, NtStatus, Slot, SlotState};
@@ -48,13 +51,7 @@ fn procnotify_registration(events: &[KernelEvent]) -> Option<u64> {
 /// (and its vetoes) say it must be.
 fn expected_states(events: &[KernelEvent], registration: u64) -> BTreeMap<u32, SlotState> {
     let mut states = BTreeMap::new();
-    for (at, event) in events.iter().enumerate() {
-        let KernelEvent::Callback { registration: id, change, .. } = event else { continue };
-        if *id != registration {
-            continue;
-        }
-        let vetoed =
-            matches!(events.get(at + 1), Some(KernelEvent::Vetoed { registration: v, .. }) if *v == registration);
+    for (change, vetoed) in callbacks(events, registration) {
         let state = states.entry(change.nt_number).or_insert(SlotState::Vacant);
         *state = match (change.state, *state) {
             (0, _) if vetoed => SlotState::Vacant,
@@ -101,13 +98,7 @@ fn assert_failed_registration(kernel: &SimKernel, status: NtStatus, what: &str) 
     );
     let mut accepted = Vec::new();
     let mut failed = Vec::new();
-    for (at, event) in events.iter().enumerate() {
-        let KernelEvent::Callback { registration: id, change, .. } = event else { continue };
-        if *id != registration {
-            continue;
-        }
-        let vetoed =
-            matches!(events.get(at + 1), Some(KernelEvent::Vetoed { registration: v, .. }) if *v == registration);
+    for (change, vetoed) in callbacks(&events, registration) {
         match change.state {
             0 if !vetoed => accepted.push(change.nt_number),
             1 => panic!("{what}: AddComplete during a failed registration"),

@@ -1,7 +1,7 @@
 //! Assertions shared by the integration tests.
 #![allow(dead_code, clippy::missing_panics_doc)]
 
-use procnotify::sim::{KernelEvent, SimKernel};
+use procnotify::sim::{KernelEvent, NotifyContext, SimKernel};
 use procnotify::{Driver, ProcNumber, SlotState};
 
 /// One callback as the kernel delivered it: (state, index, status bits, handle returned yet).
@@ -15,6 +15,23 @@ pub fn delivered(kernel: &SimKernel, id: u64) -> Vec<Delivered> {
         .filter_map(|event| match event {
             KernelEvent::Callback { registration, change, handle_returned } if registration == id => {
                 Some((change.state, change.nt_number, change.status.bits(), handle_returned))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Every notification delivered to registration `id`, in order, with whether
+/// that callback vetoed it (the kernel records a veto right after the call).
+pub fn callbacks(events: &[KernelEvent], id: u64) -> Vec<(NotifyContext, bool)> {
+    events
+        .iter()
+        .enumerate()
+        .filter_map(|(at, event)| match event {
+            KernelEvent::Callback { registration, change, .. } if *registration == id => {
+                let vetoed =
+                    matches!(events.get(at + 1), Some(KernelEvent::Vetoed { registration: v, .. }) if *v == id);
+                Some((*change, vetoed))
             }
             _ => None,
         })
