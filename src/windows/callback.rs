@@ -15,10 +15,10 @@ use core::cell::UnsafeCell;
 use core::ffi::c_void;
 use core::ptr::NonNull;
 
-use wdk_sys::ntddk::KeInitializeDpc;
+use wdk_sys::ntddk::{KeInitializeDpc, KeSetImportanceDpc};
 use wdk_sys::{
-    _KE_PROCESSOR_CHANGE_NOTIFY_STATE::KeProcessorAddStartNotify, KDPC, PKDPC, PKE_PROCESSOR_CHANGE_NOTIFY_CONTEXT,
-    PNTSTATUS, PVOID,
+    _KDPC_IMPORTANCE::MediumHighImportance, KDPC, KE_PROCESSOR_CHANGE_NOTIFY_STATE::KeProcessorAddStartNotify, PKDPC,
+    PKE_PROCESSOR_CHANGE_NOTIFY_CONTEXT, PNTSTATUS, PVOID,
 };
 
 use super::os::WindowsKernel;
@@ -57,6 +57,11 @@ impl SlotPayload for KdpcPayload {
         // deregisters and flushes DPCs before freeing). `dpc_routine` has the
         // KDEFERRED_ROUTINE signature.
         unsafe { KeInitializeDpc(dpc, Some(dpc_routine), context.cast_mut()) };
+        // MediumHighImportance: a DPC queued to another processor at the
+        // default MediumImportance waits for that processor's next clock tick
+        // or idle pass; MediumHigh interrupts it so the visit runs promptly.
+        // SAFETY: `dpc` was initialised just above and is not queued yet.
+        unsafe { KeSetImportanceDpc(dpc, MediumHighImportance) };
         Ok(())
     }
 }
