@@ -1,4 +1,4 @@
-//! The Windows layer: the only code that touches `wdk-sys`.
+//! The driver's entry points.
 //!
 //! - `DriverEntry` creates the KMDF driver object (`WdfDriverCreate`, with
 //!   `EvtDriverDeviceAdd` for the root-enumerated device the INF installs and
@@ -8,15 +8,9 @@
 //!   `STATUS_UNSUCCESSFUL`) with nothing of the engine left allocated.
 //! - `EvtDriverUnload` unloads the engine: deregister, `KeFlushQueuedDpcs`,
 //!   then free.
-//! - [`os`]: the [`crate::os::Os`] implementation and the pool allocator;
-//!   [`callback`]: the callback trampoline, the DPC routine and the per-slot
-//!   `KDPC`.
 //!
-//! In WinDbg: `dx -r2 procnotify!procnotify::windows::DEBUG_CONTEXT` (see
+//! In WinDbg: `dx -r2 procnotify!procnotify::entry::DEBUG_CONTEXT` (see
 //! `docs/windows.md`).
-
-mod callback;
-mod os;
 
 use core::ptr;
 use core::sync::atomic::{AtomicPtr, Ordering};
@@ -27,23 +21,26 @@ use wdk_sys::{
     WDFDEVICE, WDFDEVICE_INIT, WDFDRIVER, call_unsafe_wdf_function_binding,
 };
 
-use self::os::WindowsKernel;
-use crate::driver::{Context, DriverCell};
-use crate::os::{Level, NtStatus, Os};
+use procnotify_core::monitor::Monitor;
+use procnotify_core::{Context, DriverCell, Level, NtStatus, Os};
+use procnotify_wdk::{Kdpc, WindowsKernel};
 
 // The panic handler: a panic bugchecks with code 0x52504E43 ("RPNC"). Test
 // builds link std's handler instead.
 #[cfg(not(test))]
 extern crate wdk_panic;
 
+/// procnotify's hooks over the Windows kernel.
+type Hooks = Monitor<Kdpc>;
+
 /// The loaded engine, shared by `DriverEntry` and `EvtDriverUnload`.
-static DRIVER: DriverCell<WindowsKernel> = DriverCell::new();
+static DRIVER: DriverCell<WindowsKernel, Hooks> = DriverCell::new();
 
 /// The engine's context while it is loaded, null otherwise. Nothing reads it:
-/// it is the debugger's entry point (`dx procnotify!procnotify::windows::DEBUG_CONTEXT`),
+/// it is the debugger's entry point (`dx procnotify!procnotify::entry::DEBUG_CONTEXT`),
 /// so `#[used]` keeps the optimiser from deleting a store-only global.
 #[used]
-static DEBUG_CONTEXT: AtomicPtr<Context<WindowsKernel>> = AtomicPtr::new(ptr::null_mut());
+static DEBUG_CONTEXT: AtomicPtr<Context<WindowsKernel, Hooks>> = AtomicPtr::new(ptr::null_mut());
 
 /// `sizeof(WDF_DRIVER_CONFIG)` as the `ULONG` its `Size` field wants.
 const DRIVER_CONFIG_SIZE: ULONG = {
@@ -82,9 +79,9 @@ pub unsafe extern "system" fn driver_entry(driver: PDRIVER_OBJECT, registry_path
     }
     // The context exists before the callback is registered; on failure the
     // cell stays empty and nothing of the engine is left allocated.
-    let loaded = DRIVER.load(WindowsKernel);
+    let loaded = DRIVER.load(WindowsKernel, Monitor::new(WindowsKernel));
     if loaded.is_success() {
-        let context = DRIVER.with_context(|context| ptr::from_ref(context).cast_mut()).unwrap_or(ptr::null_mut());
+        let context = DRIVER.context_address().cast_mut();
         // Release: a debugger reading it sees a complete context.
         DEBUG_CONTEXT.store(context, Ordering::Release);
         WindowsKernel.log(Level::Info, format_args!("procnotify: loaded, context={context:p}"));

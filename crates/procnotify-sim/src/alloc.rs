@@ -14,7 +14,7 @@ use std::sync::Arc;
 use parking_lot::{Mutex, MutexGuard};
 use std::vec::Vec;
 
-use crate::os::{AllocError, PoolAllocator};
+use procnotify_core::{AllocError, PoolAllocator};
 
 /// Byte written over freed memory, so a use after free reads garbage.
 pub const POISON: u8 = 0xDD;
@@ -118,6 +118,12 @@ impl SimAllocator {
     #[must_use]
     pub fn is_live(&self, address: usize) -> bool {
         self.state().live.contains_key(&address)
+    }
+
+    /// Whether `address` lies inside a live allocation.
+    #[must_use]
+    pub fn contains(&self, address: usize) -> bool {
+        self.state().live.iter().any(|(&start, layout)| (start..start + layout.size()).contains(&address))
     }
 
     pub(crate) fn record_violation(&self, what: String) {

@@ -17,9 +17,9 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
 use parking_lot::{Condvar, Mutex, MutexGuard};
 use std::vec::Vec;
 
-use super::alloc::SimAllocator;
-use crate::notify::Kind;
-use crate::os::{ADD_EXISTING, GROUP_SIZE, Level, MAX_PROCESSORS, NtStatus, ProcNumber};
+use procnotify_core::{ADD_EXISTING, GROUP_SIZE, Level, MAX_PROCESSORS, NotifyState as Kind, NtStatus, ProcNumber};
+
+use crate::alloc::SimAllocator;
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock()
@@ -185,11 +185,11 @@ struct StateName(u32);
 
 impl fmt::Display for StateName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match Kind::from_raw(self.0) {
-            Some(Kind::AddStart) => f.write_str("AddStart"),
-            Some(Kind::AddComplete) => f.write_str("AddComplete"),
-            Some(Kind::AddFailure) => f.write_str("AddFailure"),
-            None => write!(f, "State={}", self.0),
+        match Kind::try_from(self.0) {
+            Ok(Kind::AddStart) => f.write_str("AddStart"),
+            Ok(Kind::AddComplete) => f.write_str("AddComplete"),
+            Ok(Kind::AddFailure) => f.write_str("AddFailure"),
+            Err(_) => write!(f, "State={}", self.0),
         }
     }
 }
@@ -335,7 +335,6 @@ struct Inner {
     next_id: AtomicU64,
     running: Vec<AtomicBool>,
     events: Mutex<Vec<SimEvent>>,
-    echo: AtomicBool,
     pool: SimAllocator,
     faults: Mutex<Faults>,
     payloads_live: AtomicI64,
@@ -388,7 +387,6 @@ impl SimKernel {
                 next_id: AtomicU64::new(1),
                 running,
                 events: Mutex::new(Vec::new()),
-                echo: AtomicBool::new(false),
                 pool: SimAllocator::new(),
                 faults: Mutex::new(Faults::default()),
                 payloads_live: AtomicI64::new(0),
@@ -411,11 +409,6 @@ impl SimKernel {
     #[must_use]
     pub fn pool(&self) -> &SimAllocator {
         &self.inner.pool
-    }
-
-    /// Prints every event to stdout as it happens.
-    pub fn set_echo(&self, echo: bool) {
-        self.inner.echo.store(echo, Ordering::Relaxed);
     }
 
     /// `KeNumberProcessors`.
@@ -482,9 +475,6 @@ impl SimKernel {
     }
 
     fn push(&self, event: SimEvent) {
-        if self.inner.echo.load(Ordering::Relaxed) {
-            std::println!("{event}");
-        }
         lock(&self.inner.events).push(event);
     }
 
@@ -875,7 +865,7 @@ fn dpc_worker(dpcs: &DpcQueue, pool: &SimAllocator) {
                 dpcs.changed.wait(&mut queue);
             }
         };
-        if pool.is_live(dpc.context) {
+        if pool.contains(dpc.context) {
             SimKernel::run_on(dpc.processor, || (dpc.routine)(dpc.context as *const c_void));
         } else {
             pool.record_violation(std::format!("DPC for processor {} ran after its context was freed", dpc.processor));

@@ -1,0 +1,212 @@
+//! The load / unload protocol, written once over [`Os`] and [`Hooks`]:
+//!
+//! - **Load**: create every piece of state the callback touches (the
+//!   [`Context`] with its empty table, in one pool allocation), *then*
+//!   register with `KE_PROCESSOR_CHANGE_ADD_EXISTING`. On a NULL
+//!   registration, return the status the callback recorded (else
+//!   `STATUS_UNSUCCESSFUL`) and free everything.
+//! - **Unload**: deregister (after which no callback runs), flush deferred
+//!   work (after which no DPC runs), *then* drop the table and free the
+//!   context.
+//!
+//! The registration handle is never stored where the callback can see it: the
+//! callback runs for existing processors before the handle is returned.
+
+use core::alloc::Layout;
+use core::cell::UnsafeCell;
+use core::ptr::{self, NonNull};
+use core::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
+
+use crate::engine::Context;
+use crate::hooks::Hooks;
+use crate::os::Os;
+use crate::pool::PoolAllocator;
+use crate::values::{Level, NtStatus};
+
+/// A loaded driver: a registered callback and the context it uses. Dropping
+/// it unloads.
+pub struct Driver<O: Os, H: Hooks> {
+    context: NonNull<Context<O, H>>,
+    registration: Option<O::Registration>,
+}
+
+// SAFETY: the OS's threads share the context while this handle is owned
+// elsewhere, and dropping the handle drops the context on the dropping thread:
+// the context must be `Send + Sync`. The registration is handed back to the OS
+// on the dropping thread: `Send`.
+unsafe impl<O: Os, H: Hooks> Send for Driver<O, H> where Context<O, H>: Send + Sync {}
+// SAFETY: `&Driver` only gives out `&Context`, which is shared with the OS's
+// threads anyway: the context must be `Sync`.
+unsafe impl<O: Os, H: Hooks> Sync for Driver<O, H> where Context<O, H>: Sync {}
+
+impl<O: Os, H: Hooks> Driver<O, H> {
+    /// Creates the context, then registers the callback.
+    ///
+    /// # Errors
+    ///
+    /// The status the callback recorded when registration failed
+    /// (`STATUS_UNSUCCESSFUL` if it recorded none), or
+    /// `STATUS_INSUFFICIENT_RESOURCES` when the context cannot be allocated.
+    /// Nothing stays allocated on error.
+    pub fn load(os: O, hooks: H) -> Result<Self, NtStatus> {
+        let allocator = os.allocator();
+        let Ok(context) = Context::new(os, hooks) else {
+            return Err(NtStatus::INSUFFICIENT_RESOURCES);
+        };
+        let Ok(memory) = allocator.allocate(Layout::new::<Context<O, H>>()) else {
+            context.log(Level::Error, format_args!("procnotify: load failed: no memory for the context"));
+            return Err(NtStatus::INSUFFICIENT_RESOURCES);
+        };
+        let address = memory.cast::<Context<O, H>>();
+        // SAFETY: fresh, aligned, writable memory of the context's layout.
+        unsafe { address.write(context) };
+        // From here on, dropping `driver` frees the context.
+        let mut driver = Self { context: address, registration: None };
+        let context = driver.context();
+        context.log(Level::Info, format_args!("procnotify: load: capacity={} registering", context.table().capacity()));
+        // SAFETY: the context stays at this address until `Drop`, which
+        // deregisters first; on `None` it is freed only after the call
+        // returned, when no callback can run any more.
+        match unsafe { context.os().register(address) } {
+            Some(registration) => {
+                context.log(Level::Info, format_args!("procnotify: load: registered, {} present", context.present()));
+                driver.registration = Some(registration);
+                Ok(driver)
+            }
+            None => {
+                let status = context.recorded_status().unwrap_or(NtStatus::UNSUCCESSFUL);
+                let present = context.present();
+                if present != 0 {
+                    // The OS owes every started processor an AddFailure.
+                    context.log(
+                        Level::Error,
+                        format_args!("procnotify: load: {present} slots still present after failed registration"),
+                    );
+                }
+                context.log(Level::Error, format_args!("procnotify: load failed: status={status}"));
+                drop(driver);
+                Err(status)
+            }
+        }
+    }
+
+    /// The context the callback uses.
+    pub fn context(&self) -> &Context<O, H> {
+        // SAFETY: initialised in `load` and freed only in `Drop`, which `&self`
+        // prevents.
+        unsafe { self.context.as_ref() }
+    }
+
+    /// Deregisters, flushes deferred work, frees. Same as dropping.
+    pub fn unload(self) {
+        drop(self);
+    }
+}
+
+impl<O: Os, H: Hooks> Drop for Driver<O, H> {
+    fn drop(&mut self) {
+        let registration = self.registration.take();
+        let context = self.context();
+        if let Some(registration) = registration {
+            context.log(Level::Info, format_args!("procnotify: unload: deregistering"));
+            // After this returns no callback runs.
+            context.os().deregister(registration);
+        }
+        // After this returns no DPC runs: nothing uses the context any more.
+        context.os().flush_deferred();
+        context.log(
+            Level::Info,
+            format_args!("procnotify: freeing {} slots and the context", context.table().allocated_slots()),
+        );
+        let allocator = context.os().allocator();
+        // SAFETY: deregistered and flushed above (or never registered), so no
+        // callback or DPC can use the context; `Drop` runs once.
+        unsafe { self.context.drop_in_place() };
+        // SAFETY: allocated in `load` with this layout by the same allocator.
+        unsafe { allocator.deallocate(self.context.cast(), Layout::new::<Context<O, H>>()) };
+    }
+}
+
+const EMPTY: u8 = 0;
+const BUSY: u8 = 1;
+const LOADED: u8 = 2;
+
+/// Holds at most one [`Driver`] in a `static`, for `DriverEntry` and the
+/// unload routine to share. Load and unload are serialised by the I/O
+/// manager; the state word turns a violation into an error, not a race.
+pub struct DriverCell<O: Os, H: Hooks> {
+    /// `EMPTY`, `BUSY` or `LOADED`. Whoever moves it to `BUSY` (Acquire) owns
+    /// `driver` until it stores the next state (Release).
+    state: AtomicU8,
+    driver: UnsafeCell<Option<Driver<O, H>>>,
+    /// The loaded context's address, for debuggers; null otherwise. Stored
+    /// before `LOADED` is published and cleared before the context is freed.
+    /// `Relaxed`: nothing is read through it by this crate.
+    address: AtomicPtr<Context<O, H>>,
+}
+
+// SAFETY: `driver` is only touched by the thread that moved `state` to
+// `BUSY`, so the `Driver` moves between threads but is never shared: it
+// must be `Send`.
+unsafe impl<O: Os, H: Hooks> Sync for DriverCell<O, H> where Driver<O, H>: Send {}
+
+impl<O: Os, H: Hooks> Default for DriverCell<O, H> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<O: Os, H: Hooks> DriverCell<O, H> {
+    /// An empty cell.
+    pub const fn new() -> Self {
+        Self { state: AtomicU8::new(EMPTY), driver: UnsafeCell::new(None), address: AtomicPtr::new(ptr::null_mut()) }
+    }
+
+    /// Loads the driver into the cell. Returns `STATUS_SUCCESS` or the failure
+    /// [`Driver::load`] reported, with the cell left empty;
+    /// `STATUS_DEVICE_BUSY` if the cell is not empty.
+    pub fn load(&self, os: O, hooks: H) -> NtStatus {
+        if self.state.compare_exchange(EMPTY, BUSY, Ordering::Acquire, Ordering::Relaxed).is_err() {
+            os.log(Level::Error, format_args!("procnotify: load while already loaded"));
+            return NtStatus::DEVICE_BUSY;
+        }
+        let (status, next) = match Driver::load(os, hooks) {
+            Ok(driver) => {
+                self.address.store(driver.context.as_ptr(), Ordering::Relaxed);
+                // SAFETY: this thread owns `driver` while the state is BUSY.
+                unsafe { *self.driver.get() = Some(driver) };
+                (NtStatus::SUCCESS, LOADED)
+            }
+            Err(status) => (status, EMPTY),
+        };
+        // Release: hands the stored driver to the next owner.
+        self.state.store(next, Ordering::Release);
+        status
+    }
+
+    /// Unloads the driver if one is loaded; a no-op otherwise (e.g. after a
+    /// failed load). Returns whether a driver was unloaded.
+    pub fn unload(&self) -> bool {
+        if self.state.compare_exchange(LOADED, BUSY, Ordering::Acquire, Ordering::Relaxed).is_err() {
+            return false;
+        }
+        self.address.store(ptr::null_mut(), Ordering::Relaxed);
+        // SAFETY: this thread owns `driver` while the state is BUSY.
+        let driver = unsafe { (*self.driver.get()).take() };
+        drop(driver);
+        self.state.store(EMPTY, Ordering::Release);
+        true
+    }
+
+    /// Whether a driver is loaded right now.
+    pub fn is_loaded(&self) -> bool {
+        self.state.load(Ordering::Relaxed) == LOADED
+    }
+
+    /// The loaded context's address (null when none is loaded), for a
+    /// debugger or a log line. Dereferencing it is the caller's business:
+    /// the context may be freed by a concurrent unload.
+    pub fn context_address(&self) -> *const Context<O, H> {
+        self.address.load(Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,238 @@
+//! [`Context`]: everything the processor change callback uses — the OS, the
+//! driver's hooks, the table, the recorded status and counters — and the
+//! callback itself, [`Context::on_notification`].
+//!
+//! The callback classifies the raw notification, asks
+//! [`lifecycle::transition`] what it does to the slot, runs the hook, moves
+//! the slot, and logs one line. It is the table's only writer: it takes the
+//! table's [`Writer`](crate::table::Writer) for the duration, so a callback
+//! that re-enters (which Windows never does) is refused and logged instead of
+//! racing.
+
+use core::fmt;
+
+use crate::hooks::{Cpu, Hooks};
+use crate::lifecycle::{self, Anomaly, Hook, Outcome, SlotState, Transition};
+use crate::os::{Os, Sink};
+use crate::sync::{AtomicU32, Ordering};
+use crate::table::{Table, Writer};
+use crate::values::{AllocError, Level, MAX_PROCESSORS, NotifyState, NtStatus, RawNotification};
+
+/// Counters of what the callback has done.
+#[derive(Debug, Default)]
+struct Stats {
+    notifications: AtomicU32,
+    vetoes: AtomicU32,
+    anomalies: AtomicU32,
+}
+
+/// A copy of the callback's counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StatsSnapshot {
+    /// Notifications received.
+    pub notifications: u32,
+    /// `AddStart`s vetoed (by this driver).
+    pub vetoes: u32,
+    /// Notifications that were out of order, invalid or re-entrant.
+    pub anomalies: u32,
+}
+
+/// Everything the processor change callback uses. The driver protocol keeps
+/// it in one pool allocation, from before registration until after
+/// deregistration.
+pub struct Context<O: Os, H: Hooks> {
+    os: O,
+    hooks: H,
+    table: Table<H::Value, O::Allocator>,
+    /// The first status this driver vetoed with (the classic sample's
+    /// `CallbackStatus`): how load learns why registration failed.
+    /// `Relaxed`: written by the callback and read by the thread that called
+    /// the register routine after it returned; the callbacks ran on that
+    /// thread, inside that call.
+    recorded: AtomicU32,
+    /// `Relaxed` counters: statistics, they publish nothing.
+    stats: Stats,
+}
+
+impl<O: Os, H: Hooks> Context<O, H> {
+    /// A context with an empty table sized for `os.max_processors()`
+    /// (clamped to `1 ..= MAX_PROCESSORS`, with a warning if that changed it).
+    ///
+    /// # Errors
+    ///
+    /// [`AllocError`] when the table's index cannot be allocated.
+    pub fn new(os: O, hooks: H) -> Result<Self, AllocError> {
+        let reported = os.max_processors();
+        let capacity = reported.clamp(1, MAX_PROCESSORS);
+        if capacity != reported {
+            os.log(
+                Level::Warning,
+                format_args!("procnotify: maximum processor count {reported} clamped to {capacity}"),
+            );
+        }
+        let table = Table::new(capacity, os.allocator())?;
+        Ok(Self { os, hooks, table, recorded: AtomicU32::new(NtStatus::SUCCESS.bits()), stats: Stats::default() })
+    }
+
+    /// The OS interface.
+    pub fn os(&self) -> &O {
+        &self.os
+    }
+
+    /// The driver's hooks.
+    pub fn hooks(&self) -> &H {
+        &self.hooks
+    }
+
+    /// The per-processor table. Readers only ever touch this.
+    pub fn table(&self) -> &Table<H::Value, O::Allocator> {
+        &self.table
+    }
+
+    /// The calling processor's value, if its slot exists. Wait-free; callable
+    /// at any IRQL.
+    #[cfg_attr(procnotify_no_panic, no_panic::no_panic)]
+    pub fn current(&self) -> Option<&H::Value> {
+        self.table.value(self.os.current_processor())
+    }
+
+    /// The callback's counters.
+    pub fn stats(&self) -> StatsSnapshot {
+        // Relaxed throughout: statistics.
+        StatsSnapshot {
+            notifications: self.stats.notifications.load(Ordering::Relaxed),
+            vetoes: self.stats.vetoes.load(Ordering::Relaxed),
+            anomalies: self.stats.anomalies.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The first status this driver vetoed an `AddStart` with, if any.
+    pub fn recorded_status(&self) -> Option<NtStatus> {
+        let status = NtStatus::from_bits(self.recorded.load(Ordering::Relaxed));
+        status.is_failure().then_some(status)
+    }
+
+    /// Slots currently `Starting` or `Online`.
+    pub fn present(&self) -> u32 {
+        let live = self.table.slots().filter(|slot| slot.state() != SlotState::Vacant).count();
+        u32::try_from(live).unwrap_or(u32::MAX)
+    }
+
+    /// Logs through the OS.
+    pub fn log(&self, level: Level, args: fmt::Arguments<'_>) {
+        self.os.log(level, args);
+    }
+
+    /// Decides and applies one notification, holding the table's writer.
+    fn apply(&self, writer: &mut Writer<'_, H::Value, O::Allocator>, n: RawNotification) -> Outcome {
+        let state = match NotifyState::try_from(n.state) {
+            Ok(state) => state,
+            Err(unknown) => return Outcome::Ignored(Anomaly::UnknownState(unknown.0)),
+        };
+        if n.index >= self.table.capacity() {
+            return match state {
+                // A processor we could hold no state for must not come up.
+                NotifyState::AddStart => Outcome::Vetoed(NtStatus::INVALID_PARAMETER),
+                NotifyState::AddComplete | NotifyState::AddFailure => Outcome::Ignored(Anomaly::IndexOutOfRange),
+            };
+        }
+        let transition = lifecycle::transition(self.table.get(n.index).map(crate::table::Slot::state), state);
+        let Some(next) = transition.next else { return transition.outcome };
+        let cpu = Cpu { index: n.index, number: n.proc_number };
+        match self.run_hook(writer, transition, cpu, n.status) {
+            Ok(()) => {
+                if transition.hook == Hook::Starting {
+                    // After the hook: the Release store publishes its writes.
+                    writer.set_state(n.index, next);
+                }
+                transition.outcome
+            }
+            Err(status) => {
+                let (next, outcome) = transition.failed(status);
+                if let Some(next) = next {
+                    writer.set_state(n.index, next);
+                }
+                outcome
+            }
+        }
+    }
+
+    /// Creates the value if the transition needs one, then runs its hook.
+    /// Infallible hooks run after the state moved (`online` must see it).
+    fn run_hook(
+        &self,
+        writer: &mut Writer<'_, H::Value, O::Allocator>,
+        transition: Transition,
+        cpu: Cpu,
+        status: NtStatus,
+    ) -> Result<(), NtStatus> {
+        let hooks = &self.hooks;
+        let slot = if transition.needs_value {
+            writer.get_or_insert(cpu.index, cpu.number, |place| hooks.init(cpu, place))?
+        } else {
+            self.table.get(cpu.index).ok_or(NtStatus::UNSUCCESSFUL)?
+        };
+        let value = slot.value();
+        if let Some(next) = transition.next
+            && transition.hook != Hook::Starting
+        {
+            writer.set_state(cpu.index, next);
+        }
+        match transition.hook {
+            Hook::None => Ok(()),
+            Hook::Starting => hooks.starting(cpu, value),
+            Hook::Online => {
+                hooks.online(cpu, value);
+                Ok(())
+            }
+            Hook::Failed => {
+                hooks.failed(cpu, value, status);
+                Ok(())
+            }
+        }
+    }
+
+    fn account(&self, n: RawNotification, outcome: Outcome) {
+        if let Outcome::Vetoed(status) = outcome {
+            self.stats.vetoes.fetch_add(1, Ordering::Relaxed);
+            // Keep the first failure, as the classic sample does. Relaxed: see
+            // the field.
+            let _ = self.recorded.compare_exchange(
+                NtStatus::SUCCESS.bits(),
+                status.bits(),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+        } else if outcome.is_anomaly() {
+            self.stats.anomalies.fetch_add(1, Ordering::Relaxed);
+        }
+        self.log(outcome.level(), format_args!("{}", crate::trace::Notification { n, outcome }));
+    }
+}
+
+impl<O: Os, H: Hooks> Sink for Context<O, H> {
+    /// The processor change callback. Runs at `PASSIVE_LEVEL` or `APC_LEVEL`
+    /// (Windows holds a fast mutex). Logs one trace line (see
+    /// [`crate::trace::Notification`]).
+    #[cfg_attr(procnotify_no_panic, no_panic::no_panic)]
+    fn on_notification(&self, n: RawNotification) -> Option<NtStatus> {
+        self.stats.notifications.fetch_add(1, Ordering::Relaxed);
+        let outcome = match self.table.writer() {
+            Some(mut writer) => self.apply(&mut writer, n),
+            None if n.state == NotifyState::AddStart.raw() => Outcome::Vetoed(NtStatus::DEVICE_BUSY),
+            None => Outcome::Ignored(Anomaly::Reentered),
+        };
+        self.account(n, outcome);
+        outcome.veto()
+    }
+}
+
+impl<O: Os, H: Hooks> fmt::Debug for Context<O, H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Context")
+            .field("capacity", &self.table.capacity())
+            .field("present", &self.present())
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}

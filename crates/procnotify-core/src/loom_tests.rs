@@ -1,0 +1,1 @@
+//! Loom models of the table and the engine (being rewritten).

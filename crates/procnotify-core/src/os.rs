@@ -1,0 +1,65 @@
+//! [`Os`]: the operating system as the engine needs it, and [`Sink`], what it
+//! delivers notifications to. Two implementations exist: the Windows one
+//! (`procnotify-wdk`, over wdk-sys) and the simulator's (`procnotify-sim`).
+
+use core::fmt;
+use core::ptr::NonNull;
+
+use crate::pool::PoolAllocator;
+use crate::values::{Level, NtStatus, RawNotification};
+
+/// What the OS's processor change callback delivers to.
+pub trait Sink: Sync {
+    /// Handles one notification. Returns the status to write to
+    /// `*OperationStatus`: `Some` only to veto an `AddStart`; on `None` the
+    /// OS layer leaves `*OperationStatus` untouched.
+    fn on_notification(&self, notification: RawNotification) -> Option<NtStatus>;
+}
+
+/// The operating system as the engine sees it.
+///
+/// # Safety
+///
+/// The engine's memory safety rests on `register` / `deregister`: the OS
+/// calls back only with the sink it was given, and after `deregister`
+/// returns (or after `register` returned `None`) no callback for that
+/// registration runs or will run. After `flush_deferred` returns, no deferred
+/// work queued before it runs or will run.
+pub unsafe trait Os: Send + Sync + Sized {
+    /// The allocator for the table and the driver context.
+    type Allocator: PoolAllocator + Send + Sync;
+    /// What `register` returns and `deregister` takes.
+    type Registration: Send;
+
+    /// The allocator.
+    fn allocator(&self) -> Self::Allocator;
+
+    /// The most processors the partition can ever have, including those that
+    /// may be hot-added (`KeQueryMaximumProcessorCountEx(ALL_PROCESSOR_GROUPS)`).
+    fn max_processors(&self) -> u32;
+
+    /// The system-wide index of the calling processor
+    /// (`KeGetCurrentProcessorNumberEx`). Callable at any IRQL.
+    fn current_processor(&self) -> u32;
+
+    /// Writes one log line. Callable at any IRQL up to `DISPATCH_LEVEL`.
+    fn log(&self, level: Level, args: fmt::Arguments<'_>);
+
+    /// Registers the processor change callback with
+    /// `KE_PROCESSOR_CHANGE_ADD_EXISTING`: every notification goes to
+    /// `sink`, including those for existing processors delivered before this
+    /// returns. `None` when registration failed.
+    ///
+    /// # Safety
+    ///
+    /// `sink` stays valid until `deregister` has returned for the
+    /// registration, or until this returns `None`.
+    unsafe fn register<S: Sink>(&self, sink: NonNull<S>) -> Option<Self::Registration>;
+
+    /// Deregisters, waiting for any callback still running to return.
+    fn deregister(&self, registration: Self::Registration);
+
+    /// Waits until all deferred work (DPCs) queued so far has finished
+    /// (`KeFlushQueuedDpcs`).
+    fn flush_deferred(&self);
+}

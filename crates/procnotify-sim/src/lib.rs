@@ -1,0 +1,35 @@
+//! # procnotify-sim
+//!
+//! A simulator of the Windows kernel's processor-change machinery, faithful
+//! to `docs/processor-change-semantics.md`, and [`SimOs`], the
+//! [`procnotify_core::Os`] that runs a real procnotify-core driver against it
+//! on any host.
+//!
+//! - [`SimKernel`]: registration with and without `ADD_EXISTING` in the
+//!   observed order (the handle is returned only after the existing-processor
+//!   callbacks), hot-add with index reuse after a failed add, the 2048 limit,
+//!   deregistration that waits for a running callback, DPCs, and fault
+//!   injection (the k-th allocation fails, another driver vetoes, the HAL
+//!   fails to start a processor, the kernel fails to prepare one).
+//! - [`SimAllocator`]: the non-paged pool, accounting every allocation so
+//!   leaks, double frees and uses after free are found.
+//! - [`SimOs`] and [`SimDpc`]: the simulator's side of the OS interface,
+//!   mirroring the Windows layer (a trampoline, a targeted DPC per processor).
+#![allow(
+    clippy::missing_panics_doc,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss
+)]
+
+mod alloc;
+mod kernel;
+mod os;
+// pub mod script; (being ported)
+
+pub use alloc::{AllocStats, POISON, SimAllocator};
+pub use kernel::{
+    Config, Gate, Handle, HotAdd, KernelEvent, NotifyContext, OtherCallback, RawCallback, Refusal, SimEvent, SimKernel,
+    StartHook,
+};
+pub use os::{SimDpc, SimDriver, SimMonitor, SimOs};

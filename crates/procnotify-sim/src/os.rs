@@ -1,0 +1,149 @@
+//! [`SimOs`]: the simulator as a [`procnotify_core::Os`], and [`SimDpc`],
+//! its [`TargetedDpc`]: the same jobs as the Windows layer's trampoline and
+//! `KDPC`.
+
+use core::ffi::c_void;
+use core::fmt;
+use core::mem::MaybeUninit;
+use core::ptr::NonNull;
+use std::string::ToString;
+
+use procnotify_core::monitor::{Monitor, PerProcessor, TargetedDpc};
+use procnotify_core::{ADD_EXISTING, Driver, Level, NtStatus, Os, ProcNumber, RawNotification, Sink};
+
+use crate::alloc::SimAllocator;
+use crate::kernel::{Handle, NotifyContext, SimKernel};
+
+/// The simulator as an [`Os`].
+#[derive(Clone)]
+pub struct SimOs {
+    kernel: SimKernel,
+}
+
+impl SimOs {
+    /// The OS interface of `kernel`.
+    #[must_use]
+    pub fn new(kernel: &SimKernel) -> Self {
+        Self { kernel: kernel.clone() }
+    }
+
+    /// The kernel behind it.
+    #[must_use]
+    pub fn kernel(&self) -> &SimKernel {
+        &self.kernel
+    }
+}
+
+/// procnotify's own hooks over the simulator: exactly what the Windows
+/// driver runs, with [`SimDpc`] in place of a `KDPC`.
+pub type SimMonitor = Monitor<SimDpc>;
+
+/// procnotify's driver loaded in the simulator.
+pub type SimDriver = Driver<SimOs, SimMonitor>;
+
+impl SimOs {
+    /// Loads procnotify's own driver (its [`Monitor`] hooks) into `kernel`.
+    ///
+    /// # Errors
+    ///
+    /// The status the load failed with.
+    pub fn load_monitor(kernel: &SimKernel) -> Result<SimDriver, NtStatus> {
+        let os = Self::new(kernel);
+        Driver::load(os.clone(), Monitor::new(os))
+    }
+}
+
+/// The simulator's `PROCESSOR_CALLBACK_FUNCTION` for a sink of type `S`.
+fn trampoline<S: Sink>(context: *mut c_void, change: &NotifyContext, operation_status: &mut NtStatus) {
+    // SAFETY: `context` is the `S` passed to `register`; the simulated kernel
+    // checks it is inside a live allocation before calling.
+    let sink = unsafe { &*context.cast_const().cast::<S>() };
+    let notification = RawNotification {
+        state: change.state,
+        index: change.nt_number,
+        status: change.status,
+        proc_number: change.proc_number,
+    };
+    if let Some(veto) = sink.on_notification(notification) {
+        *operation_status = veto;
+    }
+}
+
+// SAFETY: `deregister` unlinks and waits for running callbacks; `register`
+// calls back only with the given sink; `flush_dpcs` waits for queued DPCs.
+unsafe impl Os for SimOs {
+    type Allocator = SimAllocator;
+    type Registration = Handle;
+
+    fn allocator(&self) -> SimAllocator {
+        self.kernel.pool().clone()
+    }
+
+    fn max_processors(&self) -> u32 {
+        self.kernel.config().reported_max
+    }
+
+    fn current_processor(&self) -> u32 {
+        SimKernel::current_processor()
+    }
+
+    fn log(&self, level: Level, args: fmt::Arguments<'_>) {
+        self.kernel.log(level, args.to_string());
+    }
+
+    unsafe fn register<S: Sink>(&self, sink: NonNull<S>) -> Option<Handle> {
+        self.kernel.register(trampoline::<S>, sink.as_ptr().cast(), ADD_EXISTING)
+    }
+
+    fn deregister(&self, registration: Handle) {
+        self.kernel.deregister(registration);
+    }
+
+    fn flush_deferred(&self) {
+        self.kernel.flush_dpcs();
+    }
+}
+
+/// The simulator's per-processor DPC: what the Windows layer's `KDPC` is
+/// there. It remembers nothing but the kernel to queue itself on; its routine
+/// finds the processor's value from the DPC's own address.
+pub struct SimDpc {
+    os: SimOs,
+}
+
+impl TargetedDpc for SimDpc {
+    type Os = SimOs;
+
+    fn init<'a>(os: &SimOs, place: &'a mut MaybeUninit<Self>) -> Result<&'a mut Self, NtStatus> {
+        if os.kernel.payload_init_should_fail() {
+            return Err(NtStatus::INSUFFICIENT_RESOURCES);
+        }
+        os.kernel.payload_created();
+        Ok(place.write(Self { os: os.clone() }))
+    }
+
+    fn queue(&self, os: &SimOs, target: ProcNumber) -> Result<bool, NtStatus> {
+        // Target by group and number, as KeSetTargetProcessorDpcEx does.
+        let processor = os.kernel.index_from_number(target).ok_or(NtStatus::INVALID_PARAMETER)?;
+        let this: *const Self = self;
+        os.kernel.queue_dpc(processor, dpc_routine, this.cast());
+        Ok(true)
+    }
+}
+
+impl Drop for SimDpc {
+    fn drop(&mut self) {
+        self.os.kernel.payload_dropped();
+    }
+}
+
+/// The simulator's DPC routine: the read path on the target processor,
+/// reached from the DPC's address alone, as on Windows.
+fn dpc_routine(dpc: *const c_void) {
+    let Some(dpc) = NonNull::new(dpc.cast_mut().cast::<SimDpc>()) else { return };
+    // SAFETY: `dpc` is the `SimDpc` inside a `PerProcessor<SimDpc>` of a live
+    // table: unload flushes DPCs before freeing it, and the simulated kernel
+    // checked the address is inside a live allocation before calling.
+    let value = unsafe { PerProcessor::<SimDpc>::from_dpc(dpc) };
+    value.visit(&value.dpc().os);
+}

@@ -1,0 +1,156 @@
+//! [`WindowsKernel`]: the wdk-sys implementation of [`Os`], and the processor
+//! change callback trampoline.
+//!
+//! ABI: wdk-sys (bindgen on `*-pc-windows-msvc`) types
+//! `PPROCESSOR_CALLBACK_FUNCTION` and `PKDEFERRED_ROUTINE` as
+//! `Option<unsafe extern "C" fn(..)>`: on x64 and arm64 `__stdcall` is
+//! ignored and there is one calling convention, so `extern "C"` is the same
+//! ABI as `"system"` and the only spelling that type-checks against the
+//! generated pointer types.
+
+use core::ffi::c_void;
+use core::fmt;
+use core::ptr::{self, NonNull};
+
+use procnotify_core::log::FixedBuf;
+use procnotify_core::{Level, NtStatus, Os, ProcNumber, RawNotification, Sink};
+use wdk_sys::ntddk::{
+    DbgPrintEx, KeDeregisterProcessorChangeCallback, KeFlushQueuedDpcs, KeGetCurrentProcessorNumberEx,
+    KeQueryMaximumProcessorCountEx, KeRegisterProcessorChangeCallback,
+};
+use wdk_sys::{
+    _DPFLTR_TYPE::DPFLTR_IHVDRIVER_ID, ALL_PROCESSOR_GROUPS, DPFLTR_ERROR_LEVEL, DPFLTR_INFO_LEVEL, DPFLTR_TRACE_LEVEL,
+    DPFLTR_WARNING_LEVEL, KE_PROCESSOR_CHANGE_ADD_EXISTING,
+    KE_PROCESSOR_CHANGE_NOTIFY_STATE::KeProcessorAddStartNotify, PKE_PROCESSOR_CHANGE_NOTIFY_CONTEXT, PNTSTATUS, PVOID,
+};
+
+use crate::pool::NonPagedPool;
+
+/// `DPFLTR_IHVDRIVER_ID` (77): the component whose mask is
+/// `nt!Kd_IHVDRIVER_Mask`. A C enum, so bindgen makes it an `i32` constant.
+#[allow(clippy::cast_sign_loss)] // 77
+const COMPONENT: u32 = DPFLTR_IHVDRIVER_ID as u32;
+
+/// Bytes of one formatted log line, NUL included. `DbgPrintEx` accepts 512;
+/// the engine's longest line is about 130.
+const LINE: usize = 200;
+
+/// The handle `KeRegisterProcessorChangeCallback` returned.
+pub struct Registration(NonNull<c_void>);
+
+// SAFETY: an opaque kernel handle; `KeDeregisterProcessorChangeCallback` may
+// be called on any thread at PASSIVE_LEVEL.
+unsafe impl Send for Registration {}
+
+/// The Windows kernel as the engine sees it. A ZST: every method is a kernel
+/// call.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WindowsKernel;
+
+// SAFETY: `KeDeregisterProcessorChangeCallback` waits for a running callback
+// and none runs afterwards; the trampoline receives only the sink passed to
+// `register`; `KeFlushQueuedDpcs` waits for every queued DPC. Every other
+// method is a plain kernel call.
+unsafe impl Os for WindowsKernel {
+    type Allocator = NonPagedPool;
+    type Registration = Registration;
+
+    fn allocator(&self) -> NonPagedPool {
+        NonPagedPool
+    }
+
+    fn max_processors(&self) -> u32 {
+        let all_groups = u16::try_from(ALL_PROCESSOR_GROUPS).unwrap_or(u16::MAX);
+        // SAFETY: no preconditions; callable at any IRQL.
+        unsafe { KeQueryMaximumProcessorCountEx(all_groups) }
+    }
+
+    fn current_processor(&self) -> u32 {
+        // SAFETY: the out-parameter is optional; NULL asks for the index only.
+        unsafe { KeGetCurrentProcessorNumberEx(ptr::null_mut()) }
+    }
+
+    fn log(&self, level: Level, args: fmt::Arguments<'_>) {
+        let line = FixedBuf::<LINE>::format(args);
+        let level = match level {
+            Level::Error => DPFLTR_ERROR_LEVEL,
+            Level::Warning => DPFLTR_WARNING_LEVEL,
+            Level::Trace => DPFLTR_TRACE_LEVEL,
+            Level::Info => DPFLTR_INFO_LEVEL,
+        };
+        // SAFETY: a constant format with one `%s`, matched by a NUL-terminated
+        // string that outlives the call. Callable at IRQL <= DIRQL.
+        unsafe { DbgPrintEx(COMPONENT, level, c"%s\n".as_ptr().cast(), line.as_c_str().as_ptr()) };
+    }
+
+    unsafe fn register<S: Sink>(&self, sink: NonNull<S>) -> Option<Registration> {
+        // SAFETY: `processor_change::<S>` has the PROCESSOR_CALLBACK_FUNCTION
+        // signature and reads its context as an `S`; the caller keeps `sink`
+        // alive until deregistration (or until this returns NULL).
+        // PASSIVE_LEVEL: called from DriverEntry.
+        let handle = unsafe {
+            KeRegisterProcessorChangeCallback(
+                Some(processor_change::<S>),
+                sink.as_ptr().cast::<c_void>(),
+                KE_PROCESSOR_CHANGE_ADD_EXISTING,
+            )
+        };
+        NonNull::new(handle).map(Registration)
+    }
+
+    fn deregister(&self, registration: Registration) {
+        // SAFETY: a handle returned by KeRegisterProcessorChangeCallback,
+        // deregistered once (it is consumed). PASSIVE_LEVEL: unload.
+        unsafe { KeDeregisterProcessorChangeCallback(registration.0.as_ptr()) };
+    }
+
+    fn flush_deferred(&self) {
+        // SAFETY: PASSIVE_LEVEL (unload); waits for every queued DPC.
+        unsafe { KeFlushQueuedDpcs() };
+    }
+}
+
+/// `PROCESSOR_CALLBACK_FUNCTION`: converts `KE_PROCESSOR_CHANGE_NOTIFY_CONTEXT`
+/// into a [`RawNotification`], hands it to the sink, and writes
+/// `*OperationStatus` only to veto an `AddStart`. It finds the sink through
+/// `CallbackContext`, never through the registration handle: during
+/// `KE_PROCESSOR_CHANGE_ADD_EXISTING` the handle has not been returned yet.
+///
+/// Runs at PASSIVE_LEVEL or APC_LEVEL (the kernel holds a fast mutex).
+///
+/// # Safety
+///
+/// Only the kernel calls it, as registered in [`WindowsKernel::register`]:
+/// `callback_context` is the live `S`, `change_context` is readable and
+/// `operation_status` writable for the call.
+unsafe extern "C" fn processor_change<S: Sink>(
+    callback_context: PVOID,
+    change_context: PKE_PROCESSOR_CHANGE_NOTIFY_CONTEXT,
+    operation_status: PNTSTATUS,
+) {
+    if callback_context.is_null() || change_context.is_null() {
+        return;
+    }
+    // SAFETY: the kernel passes a valid notify context for this call.
+    let change = unsafe { change_context.read() };
+    // SAFETY: `callback_context` is the `S` given to
+    // `KeRegisterProcessorChangeCallback`; it is freed only after
+    // `KeDeregisterProcessorChangeCallback` returned (or the register call
+    // returned NULL), so it is live for every callback.
+    let sink = unsafe { &*callback_context.cast_const().cast::<S>() };
+    let notification = RawNotification {
+        // A negative (unknown) state maps to an unknown value; the engine logs it.
+        state: u32::try_from(change.State).unwrap_or(u32::MAX),
+        index: change.NtNumber,
+        status: NtStatus(change.Status),
+        proc_number: ProcNumber { group: change.ProcNumber.Group, number: change.ProcNumber.Number },
+    };
+    if let Some(status) = sink.on_notification(notification)
+        && change.State == KeProcessorAddStartNotify
+        && !operation_status.is_null()
+    {
+        // SAFETY: the kernel passes a writable NTSTATUS, preset to
+        // STATUS_SUCCESS, for the duration of the call.
+        unsafe { operation_status.write(status.0) };
+    }
+}

@@ -1,0 +1,40 @@
+//! # procnotify-wdk
+//!
+//! The Windows kernel as [`procnotify_core::Os`], over wdk-sys: the only
+//! library code of procnotify that touches the WDK.
+//!
+//! - `WindowsKernel`: `KeRegisterProcessorChangeCallback(..ADD_EXISTING)`
+//!   with a generic trampoline, `KeDeregisterProcessorChangeCallback`,
+//!   processor queries, `KeFlushQueuedDpcs`, `DbgPrintEx` logging.
+//! - `NonPagedPool`: `ExAllocatePool2` under the `PNfy` tag, honouring the
+//!   128-byte alignment of the table's slots.
+//! - `Kdpc`: a `KDPC` as [`procnotify_core::monitor::TargetedDpc`], whose
+//!   routine finds its processor's value from the `KDPC` address alone.
+//!
+//! On any host but Windows the crate is empty.
+#![no_std]
+// Kernel code must not panic: a panic is a bugcheck.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::unreachable,
+    clippy::todo,
+    clippy::unimplemented
+)]
+
+#[cfg(windows)]
+mod dpc;
+#[cfg(windows)]
+mod kernel;
+#[cfg(windows)]
+mod pool;
+
+#[cfg(windows)]
+pub use dpc::Kdpc;
+#[cfg(windows)]
+pub use kernel::{Registration, WindowsKernel};
+#[cfg(windows)]
+pub use pool::{NonPagedPool, POOL_TAG};
