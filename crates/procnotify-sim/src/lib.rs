@@ -24,6 +24,7 @@
 
 mod alloc;
 mod kernel;
+pub mod kit;
 mod os;
 // pub mod script; (being ported)
 
