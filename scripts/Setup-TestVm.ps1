@@ -5,8 +5,9 @@
     filter that shows procnotify's trace lines. Reboot afterwards.
 
 .DESCRIPTION
-    Run in an elevated PowerShell on the VM. Secure Boot must be off (test
-    signing is ignored while it is on).
+    Run in an elevated PowerShell on the VM: Windows Server 2022 (build 20348)
+    or later, Datacenter edition for processor hot-add. Secure Boot must be
+    off (test signing is ignored while it is on). Safe to run again.
 
 .PARAMETER DebugTransport
     'net' (KDNET; needs a KDNET-supported NIC, e.g. QEMU's e1000e or a Hyper-V
@@ -50,6 +51,8 @@ $ErrorActionPreference = 'Stop'
 
 . (Join-Path $PSScriptRoot 'Procnotify.Common.ps1')
 
+Assert-SupportedWindows   # build 20348 (Windows Server 2022) or later
+
 if (-not ([Security.Principal.WindowsPrincipal][Security.Principal.WindowsIdentity]::GetCurrent()).IsInRole(
         [Security.Principal.WindowsBuiltInRole]::Administrator)) {
     throw 'Run this script from an elevated PowerShell.'
@@ -80,9 +83,11 @@ switch ($DebugTransport) {
 }
 
 # 3. Driver Verifier, standard settings, on procnotify.sys only. It takes
-#    effect at the next boot and stays on until `verifier /reset`.
+#    effect at the next boot and stays on until `verifier /reset`. verifier.exe
+#    can exit with 2 after changing settings (a restart is needed to apply
+#    them): not a failure.
 if (-not $NoVerifier) {
-    Invoke-Native verifier.exe @('/standard', '/driver', 'procnotify.sys')
+    Invoke-Native verifier.exe @('/standard', '/driver', 'procnotify.sys') -AcceptedExitCodes 0, 2
 }
 
 # 4. Show procnotify's warning, trace and info lines (DbgPrintEx component

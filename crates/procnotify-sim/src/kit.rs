@@ -16,7 +16,7 @@ use core::fmt;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use procnotify_core::{AllocError, Level, NotifyState, NtStatus, Os, PoolAllocator, RawNotification, Sink};
+use procnotify_core::{AllocError, Level, NotifyState, Os, PoolAllocator, RawNotification, Sink};
 
 /// The C heap, standing in for non-paged pool.
 #[derive(Clone, Copy, Debug, Default)]
@@ -106,10 +106,10 @@ unsafe impl Os for MiniOs {
         // SAFETY: the caller keeps the sink alive for the registration.
         let sink = unsafe { sink.as_ref() };
         for index in 0..self.processors {
-            if sink.on_notification(RawNotification::dense(NotifyState::AddStart, index)).is_some() {
+            if let Some(status) = sink.on_notification(RawNotification::dense(NotifyState::AddStart, index)) {
                 for started in 0..index {
                     let mut failure = RawNotification::dense(NotifyState::AddFailure, started);
-                    failure.status = NtStatus::UNSUCCESSFUL;
+                    failure.status = status;
                     sink.on_notification(failure);
                 }
                 return None;
