@@ -1,15 +1,14 @@
 //! Property tests: random sequences of notifications (any state, any index,
 //! any status), hot-adds with every kind of fault, reads on simulated
 //! processors and reloads drive the real driver through the simulator. After
-//! every step `procnotify::sim::script` compares the table, the statuses each
+//! every step `procnotify_sim::script` compares the table, the statuses each
 //! caller saw, the driver's counters and the pool with its reference model
 //! (the same model the fuzz target uses); proptest shrinks a failure to a
 //! minimal sequence.
 
-use procnotify::NtStatus;
-use procnotify::ProcNumber;
-use procnotify::sim::NotifyContext;
-use procnotify::sim::script::{AddFault, Header, LoadFault, Op, Reported, run_ops};
+use procnotify_core::{NtStatus, ProcNumber};
+use procnotify_sim::NotifyContext;
+use procnotify_sim::script::{AddFault, Header, LoadFault, Op, Reported, run_ops};
 use proptest::prelude::*;
 
 fn status() -> impl Strategy<Value = NtStatus> {
