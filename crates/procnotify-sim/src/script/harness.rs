@@ -46,6 +46,8 @@ pub(super) struct Harness {
     /// The other drivers: before, after.
     others: [Option<(Handle, Plan)>; 2],
     want_after: bool,
+    /// The pool's attempt counter when the current operation began.
+    attempts_at_start: u64,
     summary: Summary,
     trace: Vec<String>,
 }
@@ -60,6 +62,7 @@ impl Harness {
             model: Model::new(config),
             others: [None, None],
             want_after: header.other_after,
+            attempts_at_start: 0,
             summary: Summary::default(),
             trace: std::vec![format!("{header:?}; load")],
         };
@@ -72,8 +75,9 @@ impl Harness {
 
     /// The first load.
     pub(super) fn start(&mut self) -> Result<(), String> {
+        self.begin_op();
         self.load(LoadFault::None)?;
-        self.end_op();
+        self.end_op()?;
         self.check(true)
     }
 
@@ -113,14 +117,18 @@ impl Harness {
         }
     }
 
-    /// Arms the pool for this operation's n-th allocation attempt.
-    fn plan_alloc(&mut self, nth: Option<u32>) {
+    /// Arms the pool: the `nth` allocation attempt from now fails.
+    fn plan_alloc(&mut self, nth: u32) {
         self.model.memory.plan(nth);
-        if let Some(nth) = nth {
-            let attempts = self.kernel.pool().stats().attempts;
-            self.kernel.pool().fail_attempt(attempts + u64::from(nth));
-            self.summary.faults += 1;
-        }
+        let attempts = self.kernel.pool().stats().attempts;
+        self.kernel.pool().fail_attempt(attempts + u64::from(nth));
+        self.summary.faults += 1;
+    }
+
+    /// Starts an operation: its allocation attempts are counted from here.
+    fn begin_op(&mut self) {
+        self.attempts_at_start = self.kernel.pool().stats().attempts;
+        self.model.memory.begin();
     }
 
     /// Plans the `k`-th value initialisation from now to fail.
@@ -129,23 +137,25 @@ impl Harness {
         self.summary.faults += 1;
     }
 
-    fn end_op(&mut self) {
+    /// Ends an operation; the allocation attempts it made must be the ones
+    /// the model predicts (reads and unloads make none).
+    fn end_op(&mut self) -> Result<(), String> {
         self.kernel.pool().clear_faults();
-        self.model.memory.plan(None);
         self.model.faults.armed = [None; 2];
         for (_, plan) in self.others.iter().flatten() {
             *plan.lock() = None;
         }
         // Every DPC queued by this step has run: visits are deterministic.
         self.kernel.flush_dpcs();
+        let attempts = self.kernel.pool().stats().attempts - self.attempts_at_start;
+        self.expect("allocation attempts of this step", attempts, u64::from(self.model.memory.attempts()))
     }
 
     fn load(&mut self, fault: LoadFault) -> Result<(), String> {
         self.summary.loads += 1;
-        let mut nth = None;
         match fault {
             LoadFault::None => {}
-            LoadFault::Alloc(n) => nth = Some(n),
+            LoadFault::Alloc(n) => self.plan_alloc(n),
             LoadFault::PayloadInit(k) => self.plan_init(k),
             LoadFault::Register => {
                 self.kernel.fail_next_register();
@@ -153,7 +163,6 @@ impl Harness {
                 self.summary.faults += 1;
             }
         }
-        self.plan_alloc(nth);
         let expected = self.model.load();
         let actual = SimOs::load_monitor(&self.kernel).map(|driver| self.driver = Some(driver));
         self.summary.failed_loads += u32::from(actual.is_err());
@@ -179,7 +188,6 @@ impl Harness {
 
     fn hot_add(&mut self, fault: AddFault) -> Result<(), String> {
         self.summary.hot_adds += 1;
-        let mut nth = None;
         match fault {
             AddFault::None => {}
             AddFault::Veto { after, status } => {
@@ -195,7 +203,7 @@ impl Harness {
                 self.model.faults.start.push_back(status);
                 self.summary.faults += 1;
             }
-            AddFault::Alloc(n) => nth = Some(n),
+            AddFault::Alloc(n) => self.plan_alloc(n),
             AddFault::PayloadInit => self.plan_init(0),
             AddFault::Prepare => {
                 self.kernel.fail_next_prepare();
@@ -203,7 +211,6 @@ impl Harness {
                 self.summary.faults += 1;
             }
         }
-        self.plan_alloc(nth);
         let next = self.kernel.processor_count();
         let online_before = self.state(next) == Some(SlotState::Online);
         let expected = self.model.hot_add();
@@ -265,9 +272,9 @@ impl Harness {
         self.trace.push(format!("{op:?}"));
         self.summary.steps += 1;
         self.model.touched.clear();
+        self.begin_op();
         match op {
             Op::Inject(change) => {
-                self.plan_alloc(None);
                 let expected = self.model.inject(change);
                 let actual = self.kernel.inject(change);
                 self.expect("injected notification's OperationStatus per registration", actual, expected)?;
@@ -287,7 +294,7 @@ impl Harness {
                 self.load(fault)?;
             }
         }
-        self.end_op();
+        self.end_op()?;
         let full = matches!(op, Op::Toggle | Op::Reload(_)) || self.summary.steps.is_multiple_of(FULL_CHECK_EVERY);
         self.check(full)
     }

@@ -19,7 +19,8 @@ pub(super) struct Memory {
     shadow: Option<Table<(), SimAllocator>>,
     /// Attempts made by the current operation.
     attempts: u32,
-    /// The attempt of the current operation that fails (1-based).
+    /// The attempt of the current operation that fails (1-based, counted
+    /// from the operation's start).
     fail_at: Option<u32>,
 }
 
@@ -28,10 +29,20 @@ impl Memory {
         Self { pool: SimAllocator::new(), shadow: None, attempts: 0, fail_at: None }
     }
 
-    /// Starts an operation whose `nth` allocation attempt fails.
-    pub(super) fn plan(&mut self, nth: Option<u32>) {
+    /// Starts an operation: no attempt made, none planned to fail.
+    pub(super) fn begin(&mut self) {
         self.attempts = 0;
-        self.fail_at = nth;
+        self.fail_at = None;
+    }
+
+    /// Plans the `nth` attempt from now (1-based) to fail.
+    pub(super) fn plan(&mut self, nth: u32) {
+        self.fail_at = Some(self.attempts.saturating_add(nth));
+    }
+
+    /// Attempts made by the current operation.
+    pub(super) fn attempts(&self) -> u32 {
+        self.attempts
     }
 
     /// Runs `f` on the shadow pool with the planned failure armed at the

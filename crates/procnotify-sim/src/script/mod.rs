@@ -76,9 +76,12 @@
 //! slot the step touched (every slot, every 64 steps and at each reload):
 //! whether it has a value, its state, processor number and counters, and the
 //! value's own index; the driver's statistics and recorded status; the pool
-//! (live allocations = the context plus what the shadow table holds, the
-//! slots allocated, no double or foreign free, no callback or DPC after
-//! free); live values (each holds a simulated DPC); the processor count.
+//! (the allocation attempts the step made, live allocations = the context
+//! plus what the shadow table holds, the slots allocated, no double or
+//! foreign free, no callback or DPC after free); the kernel-level facts of
+//! `processor-change-semantics.md`, checked on the engine alone (a processor
+//! whose add completed has an online slot, one whose add failed has none
+//! present, every processor is online after a load); live values (each holds a simulated DPC); the processor count.
 //! After the last step the driver unloads and nothing may stay allocated.
 
 use std::string::String;
