@@ -1,5 +1,5 @@
 //! Replays the fuzz target's seed corpus (`fuzz/corpus/notifications/`)
-//! through the same harness the fuzz target uses (`procnotify::sim::script`),
+//! through the same harness the fuzz target uses (`procnotify_sim::script`),
 //! as an ordinary test, plus a deterministic pseudo-random sweep so a plain
 //! `cargo test` explores beyond the seeds.
 //!
@@ -10,11 +10,9 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use procnotify::NtStatus;
-use procnotify::notify::Kind;
-use procnotify::os::{MAX_PROCESSORS, ProcNumber};
-use procnotify::sim::NotifyContext;
-use procnotify::sim::script::{self, AddFault, Header, LoadFault, Op, Reported};
+use procnotify_core::{MAX_PROCESSORS, NotifyState, NtStatus, ProcNumber};
+use procnotify_sim::NotifyContext;
+use procnotify_sim::script::{self, AddFault, Header, LoadFault, Op, Reported};
 
 fn corpus_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/notifications")
@@ -31,9 +29,9 @@ fn dense(state: u32, index: u32) -> Op {
 /// Named scenarios, one seed file each.
 #[allow(clippy::too_many_lines)] // one list of scenarios
 fn seeds() -> Vec<(&'static str, Vec<u8>)> {
-    const START: u32 = Kind::ADD_START;
-    const COMPLETE: u32 = Kind::ADD_COMPLETE;
-    const FAILURE: u32 = Kind::ADD_FAILURE;
+    const START: u32 = NotifyState::AddStart.raw();
+    const COMPLETE: u32 = NotifyState::AddComplete.raw();
+    const FAILURE: u32 = NotifyState::AddFailure.raw();
     let veto = NtStatus::from_bits(0xC000_0001);
     let both = Header { other_before: true, other_after: true, ..Header::new(4, 40) };
     let mut seeds = Vec::new();

@@ -1,15 +1,19 @@
 //! Property tests: random sequences of notifications (any state, any index,
 //! any status), hot-adds with every kind of fault, reads on simulated
 //! processors and reloads drive the real driver through the simulator. After
-//! every step `procnotify::sim::script` compares the table, the statuses each
+//! every step `procnotify_sim::script` compares the table, the statuses each
 //! caller saw, the driver's counters and the pool with its reference model
 //! (the same model the fuzz target uses); proptest shrinks a failure to a
 //! minimal sequence.
+//!
+//! A second property checks that procnotify's per-processor counters do not
+//! depend on memory layout: the same notifications give the same counts
+//! whether or not the table already holds storage around an index.
 
-use procnotify::NtStatus;
-use procnotify::ProcNumber;
-use procnotify::sim::NotifyContext;
-use procnotify::sim::script::{AddFault, Header, LoadFault, Op, Reported, run_ops};
+use procnotify_core::monitor::Counters;
+use procnotify_core::{NotifyState, NtStatus, ProcNumber, SlotState};
+use procnotify_sim::script::{AddFault, Header, LoadFault, Op, Reported, run_ops};
+use procnotify_sim::{Config, NotifyContext, SimKernel, SimOs};
 use proptest::prelude::*;
 
 fn status() -> impl Strategy<Value = NtStatus> {
@@ -94,5 +98,60 @@ proptest! {
         if let Err(failure) = run_ops(header, &ops) {
             return Err(TestCaseError::fail(failure));
         }
+    }
+}
+
+/// Processors the layout property's machine can have.
+const LAYOUT_MAX: u32 = 16;
+
+/// Every slot's state and counters after `notifications`, on a machine with
+/// one processor. With `neighbour`, an `AddStart` for that index comes first
+/// and its value's initialisation fails: the table then holds storage around
+/// `neighbour` (allocated before the initialiser ran) but no value.
+fn slots_after(notifications: &[NotifyContext], neighbour: Option<u32>) -> Vec<Option<(SlotState, Counters)>> {
+    let kernel = SimKernel::boot(Config::new(1, LAYOUT_MAX));
+    let driver = SimOs::load_monitor(&kernel).expect("load");
+    if let Some(index) = neighbour {
+        let slots = driver.context().table().allocated_slots();
+        // The load initialised processor 0's value: the next one is the 2nd.
+        kernel.fail_payload_init(2);
+        let veto = kernel.inject(NotifyContext {
+            state: NotifyState::AddStart.raw(),
+            nt_number: index,
+            status: NtStatus::SUCCESS,
+            proc_number: ProcNumber::dense(index),
+        });
+        assert_eq!(veto, vec![NtStatus::INSUFFICIENT_RESOURCES], "the neighbour's AddStart is vetoed");
+        assert!(driver.context().table().get(index).is_none(), "no value at {index}");
+        assert!(driver.context().table().allocated_slots() > slots, "storage was allocated for {index}");
+    }
+    for &notification in notifications {
+        kernel.inject(notification);
+    }
+    kernel.flush_dpcs();
+    let table = driver.context().table();
+    let slots = (0..LAYOUT_MAX).map(|index| table.get(index).map(|slot| (slot.state(), slot.value().counters())));
+    let slots = slots.collect();
+    driver.unload();
+    slots
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn counters_do_not_depend_on_what_was_allocated_before(
+        notifications in prop::collection::vec(
+            (0_u32..3, 0..LAYOUT_MAX, status()).prop_map(|(state, nt_number, status)| NotifyContext {
+                state,
+                nt_number,
+                status,
+                proc_number: ProcNumber::dense(nt_number),
+            }),
+            0..40,
+        ),
+        neighbour in 1..LAYOUT_MAX,
+    ) {
+        prop_assert_eq!(slots_after(&notifications, Some(neighbour)), slots_after(&notifications, None));
     }
 }

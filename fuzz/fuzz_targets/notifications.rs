@@ -2,7 +2,7 @@
 //! status, any group and number — interleaved with hot-adds (with vetoes,
 //! start, allocation, payload and prepare failures), reads on simulated
 //! processors and reloads, fed to the real state machine and table in the
-//! simulator. `procnotify::sim::script` decodes the bytes and checks the
+//! simulator. `procnotify_sim::script` decodes the bytes and checks the
 //! engine against its reference model after every step; any disagreement,
 //! leak, double free or use after free is reported as a crash.
 //!
@@ -12,7 +12,7 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Err(error) = procnotify::sim::script::run(data) {
+    if let Err(error) = procnotify_sim::script::run(data) {
         panic!("{error}");
     }
 });

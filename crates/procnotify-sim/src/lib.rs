@@ -26,7 +26,7 @@ mod alloc;
 mod kernel;
 pub mod kit;
 mod os;
-// pub mod script; (being ported)
+pub mod script;
 
 pub use alloc::{AllocStats, POISON, SimAllocator};
 pub use kernel::{
