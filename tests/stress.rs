@@ -42,6 +42,8 @@ struct Shared {
     stop: AtomicBool,
     /// Set by each reader once its first burst is done (or it failed).
     arrived: Vec<AtomicBool>,
+    /// The adding thread, parked in the HAL-start hook until the reader arrives.
+    adder: Thread,
     reads: AtomicU64,
     /// First reads that found the reader's own slot `Starting`.
     starting_reads: AtomicU64,
@@ -49,11 +51,12 @@ struct Shared {
 
 /// Marks the reader as arrived when dropped, even if a check panicked, so the
 /// HAL-start hook waiting for it never hangs.
-struct Arrival<'a>(&'a AtomicBool);
+struct Arrival<'a>(&'a AtomicBool, &'a Thread);
 
 impl Drop for Arrival<'_> {
     fn drop(&mut self) {
         self.0.store(true, Ordering::Release);
+        self.1.unpark();
     }
 }
 
@@ -87,7 +90,7 @@ fn burst(shared: &Shared, me: u32, seed: &mut u64) -> SlotState {
 /// bursts until told to stop. The first burst also visits its own value once
 /// (so the counters show code on the processor reached it).
 fn reader(shared: &Shared, processor: u32) {
-    let arrival = Arrival(&shared.arrived[processor as usize]);
+    let arrival = Arrival(&shared.arrived[processor as usize], &shared.adder);
     while !shared.kernel.is_running(processor) {
         if shared.stop.load(Ordering::Acquire) {
             return;
@@ -112,7 +115,7 @@ fn reader(shared: &Shared, processor: u32) {
             if done {
                 break;
             }
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(50));
         }
     });
     shared.reads.fetch_add(bursts * 32, Ordering::Relaxed);
@@ -140,6 +143,7 @@ fn readers_on_every_processor_while_adding_to_the_maximum() {
         max,
         stop: AtomicBool::new(false),
         arrived: (0..max).map(|_| AtomicBool::new(false)).collect(),
+        adder: std::thread::current(),
         reads: AtomicU64::new(0),
         starting_reads: AtomicU64::new(0),
     });
@@ -151,7 +155,7 @@ fn readers_on_every_processor_while_adding_to_the_maximum() {
     kernel.on_processor_start(Arc::new(move |index| {
         threads[index as usize].unpark();
         while !hook_shared.arrived[index as usize].load(Ordering::Acquire) {
-            std::thread::yield_now();
+            std::thread::park_timeout(Duration::from_millis(10));
         }
     }));
 
