@@ -150,6 +150,34 @@ fn operation_status_is_written_only_to_veto_add_start() {
     assert_clean(&kernel, "operation status");
 }
 
+/// §7: a callback that re-enters itself (which Windows' serialisation rules
+/// out) vetoes an AddStart with `STATUS_DEVICE_BUSY` and ignores anything
+/// else. Made deterministic by holding the table's only writer, as a running
+/// callback would.
+#[test]
+fn a_reentered_callback_vetoes_add_start_and_ignores_the_rest() {
+    let kernel = SimKernel::boot(Config::new(2, 8));
+    let driver = load(&kernel);
+    let context = driver.context();
+    let writer = context.table().writer().expect("no callback is running");
+    assert_eq!(context.on_notification(RawNotification::dense(NotifyState::AddStart, 2)), Some(NtStatus::DEVICE_BUSY));
+    assert!(last_log(&kernel).ends_with("outcome=vetoed(0x80000011(STATUS_DEVICE_BUSY))"), "{}", last_log(&kernel));
+    for state in [NotifyState::AddComplete, NotifyState::AddFailure] {
+        assert_eq!(context.on_notification(RawNotification::dense(state, 1)), None);
+        assert!(last_log(&kernel).ends_with("outcome=ignored(reentered)"), "{}", last_log(&kernel));
+    }
+    assert!(context.table().get(2).is_none());
+    drop(writer);
+    assert_online_exactly(&driver, 2);
+    let stats = context.stats();
+    assert_eq!((stats.vetoes, stats.anomalies), (1, 2));
+    // Once the writer is back, the same AddStart goes through.
+    assert_eq!(kernel.hot_add(), HotAdd::Added(2));
+    assert_online_exactly(&driver, 3);
+    driver.unload();
+    assert_clean(&kernel, "re-entered");
+}
+
 #[test]
 fn concurrent_callbacks_violating_serialisation_corrupt_nothing() {
     let kernel = SimKernel::boot(Config::new(1, 16));
