@@ -91,6 +91,23 @@ fn starting_failure_vetoes_and_leaves_the_slot_vacant() {
     assert_clean(&kernel, "starting fails");
 }
 
+#[test]
+fn a_driver_with_its_own_hooks_loads_and_unloads_cleanly() {
+    let kernel = SimKernel::boot(Config::new(3, 8));
+    let probe = Probe::new(None);
+    let ledger = probe.ledger();
+    let driver = load_with(&kernel, probe).expect("load");
+    assert_eq!(kernel.hot_add(), HotAdd::Added(3));
+    assert_eq!(ledger.live(), 4);
+    let mut expected: Vec<_> = (0..3).flat_map(|i| [("init", i), ("starting", i)]).collect();
+    expected.extend((0..3).map(|i| ("online", i)));
+    expected.extend([("init", 3), ("starting", 3), ("online", 3)]);
+    assert_eq!(ledger.calls(), expected);
+    driver.unload();
+    assert_eq!(ledger.live(), 0, "every value dropped at unload");
+    assert_clean(&kernel, "own hooks");
+}
+
 // ---- issue 9, item 6: counters that do not depend on layout
 
 /// How the table looks before the notifications for index 3 arrive. Index 3
