@@ -207,6 +207,10 @@ fn veto_driver(kernel: &SimKernel, arm: Arc<Mutex<Option<(u32, NtStatus)>>>) {
 enum Plan {
     /// The `n`-th allocation attempt after the load fails.
     Alloc(u64),
+    /// Every allocation attempt from the `n`-th after the load on fails
+    /// (low resources): the add that needs memory fails, a retry fails at
+    /// the same index, then memory comes back.
+    AllocFrom(u64),
     /// `fault` at the add at `position` (0-based add attempt).
     At(Fault, u32),
     /// Nothing: the clean run.
@@ -225,6 +229,7 @@ fn plant(kernel: &SimKernel, plan: Plan, status: NtStatus, boot: u32, load_attem
             kernel.fail_payload_init(u64::from(boot) + u64::from(position) + 1);
         }
         (Plan::Alloc(n), Some(load_attempts)) => kernel.pool().fail_attempt(load_attempts + n),
+        (Plan::AllocFrom(n), Some(load_attempts)) => kernel.pool().fail_from(load_attempts + n),
         _ => {}
     }
 }
@@ -263,11 +268,16 @@ fn run_sequence(boot: u32, target: u32, plan: Plan) -> (u64, bool) {
             HotAdd::Failed { index: failed, status: seen } => {
                 assert_eq!(failed, index, "{what}: failed index");
                 let expected = match plan {
-                    Plan::Alloc(_) | Plan::At(Fault::PayloadInit, _) => INSUFFICIENT,
+                    Plan::Alloc(_) | Plan::AllocFrom(_) | Plan::At(Fault::PayloadInit, _) => INSUFFICIENT,
                     _ => status,
                 };
                 assert_eq!(seen, expected, "{what}: the status the caller sees");
                 assert!(faulted.replace(position).is_none(), "{what}: second failure {result:?}");
+                if let Plan::AllocFrom(_) = plan {
+                    // Still no memory: the retry fails at the same index.
+                    assert_eq!(kernel.hot_add(), HotAdd::Failed { index, status: INSUFFICIENT }, "{what}: retry");
+                    kernel.pool().clear_faults();
+                }
             }
             HotAdd::Refused(refusal) => {
                 assert_eq!(refusal, Refusal::PrepareFailed, "{what}");
@@ -283,6 +293,7 @@ fn run_sequence(boot: u32, target: u32, plan: Plan) -> (u64, bool) {
     let hit = match plan {
         Plan::At(_, at) => faulted == Some(at),
         Plan::Alloc(_) => faulted.is_some() && kernel.pool().stats().failures_injected == 1,
+        Plan::AllocFrom(_) => faulted.is_some() && kernel.pool().stats().failures_injected == 2,
         Plan::None => faulted.is_none(),
     };
     assert!(hit, "{what}: planned fault not hit where planned ({faulted:?})");
@@ -296,14 +307,15 @@ fn run_sequence(boot: u32, target: u32, plan: Plan) -> (u64, bool) {
     (attempts, hit)
 }
 
-/// Sweeps one sequence: every allocation point, and every fault kind at each
-/// of `positions`.
+/// Sweeps one sequence: every allocation point (once, and from there on),
+/// and every fault kind at each of `positions`.
 fn sweep_sequence(boot: u32, target: u32, positions: &[u32]) -> Points {
     let (attempts, _) = run_sequence(boot, target, Plan::None);
     let kinds = FAULTS.len() as u64;
-    let mut points = Points { planned: attempts + positions.len() as u64 * kinds, hit: 0 };
+    let mut points = Points { planned: 2 * attempts + positions.len() as u64 * kinds, hit: 0 };
     for n in 1..=attempts {
         points.run(run_sequence(boot, target, Plan::Alloc(n)).1);
+        points.run(run_sequence(boot, target, Plan::AllocFrom(n)).1);
     }
     for &position in positions {
         for fault in FAULTS {
