@@ -1,23 +1,24 @@
 //! Readers on every simulated processor while processors are hot-added up to
 //! the maximum (2048 by default; `PROCNOTIFY_STRESS_MAX` lowers it, e.g. for
-//! sanitizer runs). Every reader checks, on every read, that the slot it finds
-//! is whole: its own slot exists as soon as its processor runs (the HAL starts
-//! it before AddComplete), carries the right index, location and payload, and
-//! any other slot it finds is either vacant or fully formed.
-// Not yet ported to the new workspace on this branch (revert on merge).
-#![cfg(any())]
+//! sanitizer runs). One reader thread per processor runs as that processor
+//! (`SimKernel::run_on`) and reads through the lock-free path
+//! (`Context::current`, `Table::get`). The HAL's start of a processor wakes
+//! its reader and waits for its first read (`SimKernel::on_processor_start`),
+//! so every hot-added processor's first read happens before its AddComplete,
+//! while its slot is `Starting`. Every read checks that the slot it finds is
+//! whole: its own exists as soon as its processor runs and carries the right
+//! index, location and value, and any other slot it finds is fully formed.
 
 mod common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::thread::Thread;
+use std::thread::{JoinHandle, Thread};
 use std::time::Duration;
 
-use common::{assert_clean, assert_online_exactly};
-use parking_lot::Mutex;
-use procnotify::sim::{Config, HotAdd, Refusal, SimKernel, SimOs};
-use procnotify::{Driver, ProcNumber, SlotState};
+use common::{assert_clean, assert_online_exactly, load};
+use procnotify_core::{ProcNumber, SlotState};
+use procnotify_sim::{Config, HotAdd, Refusal, SimDriver, SimKernel};
 
 fn max_processors() -> u32 {
     std::env::var("PROCNOTIFY_STRESS_MAX").ok().and_then(|v| v.parse().ok()).unwrap_or(2048).clamp(2, 2048)
@@ -36,122 +37,159 @@ fn next(state: &mut u64) -> u64 {
 /// the scope's own completion handshake parks inside precompiled std.
 struct Shared {
     kernel: SimKernel,
-    driver: Driver<SimOs>,
+    driver: SimDriver,
     max: u32,
     stop: AtomicBool,
+    /// Set by each reader once its first burst is done (or it failed).
+    arrived: Vec<AtomicBool>,
+    /// The adding thread, parked in the HAL-start hook until the reader arrives.
+    adder: Thread,
     reads: AtomicU64,
-    early_reads: AtomicU64,
+    /// First reads that found the reader's own slot `Starting`.
+    starting_reads: AtomicU64,
 }
 
-/// One simulated processor: park until the HAL starts it, then read through
-/// the lock-free path in bursts until told to stop.
+/// Marks the reader as arrived when dropped, even if a check panicked, so the
+/// HAL-start hook waiting for it never hangs.
+struct Arrival<'a>(&'a AtomicBool, &'a Thread);
+
+impl Drop for Arrival<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
+        self.1.unpark();
+    }
+}
+
+/// One burst of reads on `me`'s processor; returns its own slot's state at
+/// the first read.
+fn burst(shared: &Shared, me: u32, seed: &mut u64) -> SlotState {
+    let context = shared.driver.context();
+    let table = context.table();
+    let mut first = None;
+    for _ in 0..32 {
+        // Own value, found through the read path for the current processor.
+        let value = context.current().expect("a running processor always has its value");
+        assert_eq!(value.index(), me, "processor {me} found another processor's value");
+        let slot = table.get(me).expect("a running processor always has its slot");
+        let state = slot.state();
+        assert_ne!(state, SlotState::Vacant, "processor {me} runs on a vacant slot");
+        assert_eq!(slot.index(), me);
+        assert_eq!(slot.proc_number(), ProcNumber::dense(me));
+        first.get_or_insert(state);
+        // Any other slot: absent, or whole.
+        let other = u32::try_from(next(seed) % u64::from(shared.max)).unwrap();
+        if let Some(slot) = table.get(other) {
+            assert_eq!((slot.index(), slot.value().index()), (other, other));
+            assert_eq!(slot.proc_number(), ProcNumber::dense(other));
+        }
+    }
+    first.expect("32 reads")
+}
+
+/// One simulated processor: park until the HAL starts it, then read in
+/// bursts until told to stop. The first burst also visits its own value once
+/// (so the counters show code on the processor reached it).
 fn reader(shared: &Shared, processor: u32) {
-    // Wait for this processor to be started by the HAL.
+    let arrival = Arrival(&shared.arrived[processor as usize], &shared.adder);
     while !shared.kernel.is_running(processor) {
         if shared.stop.load(Ordering::Acquire) {
             return;
         }
-        std::thread::park_timeout(Duration::from_millis(50));
+        std::thread::park_timeout(Duration::from_millis(200));
     }
-    let table = shared.driver.context().table();
     let mut seed = u64::from(processor) * 0x9E37_79B9 + 1;
-    let mut local = 0_u64;
+    let mut bursts = 0_u64;
     SimKernel::run_on(processor, || {
+        let first = burst(shared, processor, &mut seed);
+        if first == SlotState::Starting {
+            shared.starting_reads.fetch_add(1, Ordering::Relaxed);
+        }
+        let context = shared.driver.context();
+        context.current().expect("own value").visit(context.os());
+        bursts += 1;
+        drop(arrival);
         loop {
             let done = shared.stop.load(Ordering::Acquire);
-            for _ in 0..32 {
-                // Own slot, found through the read path.
-                let me = SimKernel::current_processor();
-                let slot = table.get(me).expect("a running processor always has its slot");
-                let state = slot.state();
-                assert_ne!(state, SlotState::Vacant, "processor {me} runs on a vacant slot");
-                if state == SlotState::Starting {
-                    shared.early_reads.fetch_add(1, Ordering::Relaxed);
-                }
-                assert_eq!(slot.index(), me);
-                assert_eq!(slot.proc_number(), ProcNumber::dense(me));
-                assert_eq!(slot.payload().map(procnotify::sim::SimDpc::index), Some(me));
-                slot.visit();
-                // Any other slot: absent, vacant, or whole.
-                let other = u32::try_from(next(&mut seed) % u64::from(shared.max)).unwrap();
-                if let Some(slot) = table.get(other) {
-                    assert_eq!(slot.index(), other);
-                    if slot.state() != SlotState::Vacant {
-                        assert_eq!(slot.proc_number(), ProcNumber::dense(other));
-                        assert!(slot.payload().is_some());
-                    }
-                }
-                local += 2;
-            }
+            burst(shared, processor, &mut seed);
+            bursts += 1;
             if done {
                 break;
             }
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(50));
         }
     });
-    shared.reads.fetch_add(local, Ordering::Relaxed);
+    shared.reads.fetch_add(bursts * 32, Ordering::Relaxed);
+}
+
+fn spawn_readers(shared: &Arc<Shared>) -> Vec<JoinHandle<()>> {
+    (0..shared.max)
+        .map(|processor| {
+            let shared = Arc::clone(shared);
+            std::thread::Builder::new()
+                .stack_size(64 * 1024)
+                .spawn(move || reader(&shared, processor))
+                .expect("spawn reader")
+        })
+        .collect()
 }
 
 #[test]
 fn readers_on_every_processor_while_adding_to_the_maximum() {
     let max = max_processors();
     let kernel = SimKernel::boot(Config::new(1, max));
-    let driver = Driver::load(SimOs::new(&kernel)).expect("load");
     let shared = Arc::new(Shared {
         kernel: kernel.clone(),
-        driver,
+        driver: load(&kernel),
         max,
         stop: AtomicBool::new(false),
+        arrived: (0..max).map(|_| AtomicBool::new(false)).collect(),
+        adder: std::thread::current(),
         reads: AtomicU64::new(0),
-        early_reads: AtomicU64::new(0),
+        starting_reads: AtomicU64::new(0),
     });
-    // Reader threads by processor, woken when the HAL starts their processor
-    // (before AddComplete), so waiting readers cost nothing.
-    let threads: Arc<Mutex<Vec<Option<Thread>>>> = Arc::new(Mutex::new(vec![None; max as usize]));
-    let wake = Arc::clone(&threads);
+    let readers = spawn_readers(&shared);
+    // When the HAL starts a processor (before AddComplete), wake its reader
+    // and wait until it has read its own slot.
+    let threads: Vec<Thread> = readers.iter().map(|handle| handle.thread().clone()).collect();
+    let hook_shared = Arc::clone(&shared);
     kernel.on_processor_start(Arc::new(move |index| {
-        if let Some(Some(thread)) = wake.lock().get(index as usize) {
-            thread.unpark();
+        threads[index as usize].unpark();
+        while !hook_shared.arrived[index as usize].load(Ordering::Acquire) {
+            std::thread::park_timeout(Duration::from_millis(10));
         }
     }));
-
-    let readers: Vec<_> = (0..max)
-        .map(|processor| {
-            let shared = Arc::clone(&shared);
-            let handle = std::thread::Builder::new()
-                .stack_size(64 * 1024)
-                .spawn(move || reader(&shared, processor))
-                .expect("spawn reader");
-            threads.lock()[processor as usize] = Some(handle.thread().clone());
-            handle
-        })
-        .collect();
 
     for expected in 1..max {
         assert_eq!(kernel.hot_add(), HotAdd::Added(expected));
     }
     assert_eq!(kernel.hot_add(), HotAdd::Refused(Refusal::AtMaximum));
     shared.stop.store(true, Ordering::Release);
+    let mut failed = 0;
     for reader in readers {
-        reader.join().expect("reader saw a torn or missing slot");
+        failed += usize::from(reader.join().is_err());
     }
+    assert_eq!(failed, 0, "readers saw a torn or missing slot");
+    // The hook holds a reference to `shared`: drop it with the kernel's hook.
+    kernel.on_processor_start(Arc::new(|_| {}));
 
     kernel.flush_dpcs();
-    let Ok(Shared { driver, reads, early_reads, .. }) = Arc::try_unwrap(shared) else {
+    let Ok(Shared { driver, reads, starting_reads, .. }) = Arc::try_unwrap(shared) else {
         panic!("every reader has been joined");
     };
     assert_online_exactly(&driver, max);
+    // Every hot-added processor's first read came before its AddComplete.
+    let starting_reads = starting_reads.into_inner();
+    assert_eq!(starting_reads, u64::from(max - 1), "first reads that found their slot starting");
     let table = driver.context().table();
     for slot in table.slots() {
-        let snapshot = slot.snapshot();
-        // The DPC at AddComplete plus the reader's own visits.
-        assert!(snapshot.visits >= 2, "processor {} visited {} times", snapshot.index, snapshot.visits);
+        // The DPC at AddComplete plus the reader's own visit.
+        let counters = slot.value().counters();
+        assert_eq!(counters.visits, 2, "processor {}", slot.index());
     }
     assert!(table.allocated_slots() <= 2 * max);
-    assert_eq!(driver.context().stats().missed_visits, 0);
     let reads = reads.into_inner();
-    assert!(reads >= u64::from(max) * 64, "every reader read at least one burst ({reads} reads)");
-    println!("{max} processors, {reads} reads, {} while a slot was still starting", early_reads.into_inner());
+    assert!(reads >= u64::from(max) * 64, "every reader read at least two bursts ({reads} reads)");
+    println!("stress: {max} processors, {reads} reads, {starting_reads} first reads before AddComplete");
     driver.unload();
-    assert_clean(&kernel);
+    assert_clean(&kernel, "stress");
 }
