@@ -235,8 +235,10 @@ mod tests {
     const DENIED: NtStatus = NtStatus::ACCESS_DENIED;
 
     /// (current, notification) → (next, needs a value, hook, outcome).
+    type Row = (Option<SlotState>, NotifyState, Option<SlotState>, bool, Hook, Outcome);
+
     #[rustfmt::skip]
-    const TABLE: [(Option<SlotState>, NotifyState, Option<SlotState>, bool, Hook, Outcome); 12] = [
+    const TABLE: [Row; 12] = [
         // AddStart: allocate and fully initialise now, then Starting.
         (None,           AddStart,    Some(Starting), true,  Hook::Starting, Outcome::Started),
         // A failed add leaves the count unchanged: the next add reuses the index.
