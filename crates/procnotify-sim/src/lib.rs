@@ -30,7 +30,7 @@ mod os;
 
 pub use alloc::{AllocStats, POISON, SimAllocator};
 pub use kernel::{
-    Config, Gate, Handle, HotAdd, KernelEvent, NotifyContext, OtherCallback, RawCallback, Refusal, SimEvent, SimKernel,
-    StartHook,
+    Config, Gate, Handle, HotAdd, KernelEvent, NotifyContext, OtherCallback, PendingFaults, RawCallback, Refusal,
+    SimEvent, SimKernel, StartHook,
 };
 pub use os::{SimDpc, SimDriver, SimMonitor, SimOs};
