@@ -23,6 +23,7 @@
 )]
 
 mod alloc;
+pub mod cli;
 mod kernel;
 pub mod kit;
 mod os;
