@@ -61,13 +61,16 @@ pub enum Format {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Boot, load procnotify, hot-add, inject faults, unload.
+    #[command(after_help = EXIT_CODES)]
     Run(RunArgs),
     /// Run a script in the text format (docs/simulator.md).
+    #[command(after_help = EXIT_CODES)]
     Script {
         /// The script file.
         file: PathBuf,
     },
     /// Print a fuzz input (a crash file) as a script, then run it.
+    #[command(after_help = EXIT_CODES)]
     Replay {
         /// The fuzz input.
         crash: PathBuf,

@@ -137,9 +137,6 @@ impl<'a> Machine<'a> {
                     self.load(origin, LoadFault::None);
                 }
             }
-            Step::HotAdd { count, .. } if matches!(origin, Origin::Flag(_)) && self.driver.is_none() => {
-                self.note(&format!("== {count} hot-adds skipped: procnotify is not loaded"));
-            }
             Step::HotAdd { count, fault } => {
                 for n in 0..*count {
                     self.hot_add(origin, if n == 0 { fault } else { &AddFault::None });
@@ -223,6 +220,9 @@ impl<'a> Machine<'a> {
                 SimEvent::Log(_, line) if line.starts_with("procnotify: visit ") => visits.push(line),
                 SimEvent::Log(_, line) => {
                     if let Some((_, outcome)) = line.split_once(" outcome=") {
+                        // One such line per notification procnotify handled.
+                        self.summary.notifications += 1;
+                        self.summary.anomalies += u64::from(is_anomaly(outcome));
                         self.last.outcome = Some(outcome.to_string());
                     }
                     self.sink.line(Kind::Procnotify, &line);
@@ -295,9 +295,6 @@ impl<'a> Machine<'a> {
         let Some(table) = self.table() else { return };
         self.sink.table(&table);
         if let Some(driver) = self.driver.take() {
-            let stats = driver.context().stats();
-            self.summary.notifications += u64::from(stats.notifications);
-            self.summary.anomalies += u64::from(stats.anomalies);
             self.note("== EvtDriverUnload: procnotify unloads");
             driver.unload();
         }
@@ -397,4 +394,13 @@ impl<'a> Machine<'a> {
         summary.exit = super::Exit::of(&summary, self.unexpected_load_failure);
         summary
     }
+}
+
+/// Whether a trace line's outcome counts as an anomaly, as
+/// `Outcome::is_anomaly` decides (an `AddFailure` procnotify never started is
+/// expected).
+fn is_anomaly(outcome: &str) -> bool {
+    outcome == "adopted"
+        || outcome == "restarted"
+        || (outcome.starts_with("ignored(") && outcome != "ignored(not-starting)")
 }

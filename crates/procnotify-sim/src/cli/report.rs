@@ -167,7 +167,7 @@ impl Sink for Text<'_> {
             table.slot_bytes,
             table.index_bytes
         );
-        text.push_str("    index  group  number  state     starts  completes  failures  visits\n");
+        text.push_str("    index      group  number  state     starts  completes  failures  visits\n");
         let mut absent = table.absent().into_iter().peekable();
         for row in &table.rows {
             while let Some(&(first, last)) = absent.peek().filter(|(first, _)| *first < row.index) {
@@ -178,8 +178,8 @@ impl Sink for Text<'_> {
             let c = row.counters;
             let _ = writeln!(
                 text,
-                "    [{:>3}]  {:>5}  {:>6}  {:<8}  {:>6}  {:>9}  {:>8}  {:>6}",
-                row.index,
+                "    {:<9}  {:>5}  {:>6}  {:<8}  {:>6}  {:>9}  {:>8}  {:>6}",
+                std::format!("[{:>3}]", row.index),
                 dash_or(row.number.group, placed),
                 dash_or(row.number.number, placed),
                 row.state.name(),
@@ -239,7 +239,7 @@ fn absent_row(text: &mut String, first: u32, last: u32) {
     let index = if first == last { std::format!("[{first:>3}]") } else { std::format!("[{first}..{last}]") };
     let _ = writeln!(
         text,
-        "    {index:<5}  {:>5}  {:>6}  {:<8}  {:>6}  {:>9}  {:>8}  {:>6}",
+        "    {index:<9}  {:>5}  {:>6}  {:<8}  {:>6}  {:>9}  {:>8}  {:>6}",
         "—", "—", "absent", "—", "—", "—", "—"
     );
 }
