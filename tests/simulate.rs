@@ -11,7 +11,7 @@
 //! notification), with index 6 reused after the HAL failed to start it
 //! (AddFailure with the HAL's status, `reverted`, then AddStart again at 6);
 //! the DPC's `visit` lines after each step that brought a processor online;
-//! unload: deregistration returns before the slots are freed (§5).
+//! unload: deregistration returns before the slots are freed (§4).
 
 #[path = "simulate/json.rs"]
 mod json;

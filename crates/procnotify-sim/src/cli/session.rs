@@ -152,10 +152,10 @@ pub fn validate(script: &Script) -> Result<(), String> {
                 return Err(format!("{origin}: other driver \"{name}\" is already registered"));
             }
             Step::Expect(Expect::Slot { counters, .. }) => {
-                known(origin, counters, &["starts", "completes", "failures", "visits"])?
+                known(origin, counters, &["starts", "completes", "failures", "visits"])?;
             }
             Step::Expect(Expect::Stats(counters)) => {
-                known(origin, counters, &["notifications", "vetoes", "anomalies"])?
+                known(origin, counters, &["notifications", "vetoes", "anomalies"])?;
             }
             _ => {}
         }

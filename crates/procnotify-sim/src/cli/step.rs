@@ -255,6 +255,10 @@ pub enum SlotExpect {
 
 impl SlotExpect {
     /// From its name.
+    ///
+    /// # Errors
+    ///
+    /// A message for any other word.
     pub fn parse(text: &str) -> Result<Self, String> {
         Ok(match text {
             "absent" => Self::Absent,

@@ -108,7 +108,7 @@ fn parse_setup(command: &str, args: &[&str], setup: &mut Setup) -> Result<Option
 
 /// `key value` pairs after a command's fixed arguments.
 fn pairs<'a>(args: &[&'a str]) -> Result<Vec<(&'a str, &'a str)>, String> {
-    if args.len() % 2 != 0 {
+    if !args.len().is_multiple_of(2) {
         return Err(format!("`{}` needs a value", args.last().copied().unwrap_or_default()));
     }
     Ok(args.chunks(2).map(|pair| (pair[0], pair[1])).collect())
@@ -353,5 +353,111 @@ impl fmt::Display for Step {
             Self::Table => f.write_str("table"),
             Self::Expect(expect) => write!(f, "expect {expect}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::step::{AddResult, SlotExpect};
+
+    /// Every command and option, as `Display` writes them.
+    const EVERY_LINE: &str = "\
+boot 3
+max 9
+reported-max half
+dynamic-partitioning off
+other-driver first veto 4 STATUS_ACCESS_DENIED veto 5 0xC0DE0001
+other-driver second
+fault fail-start 4 STATUS_UNSUCCESSFUL
+fault fail-prepare 5
+fault fail-init 6
+fault fail-alloc 7
+fault fail-register
+load fail-alloc 2
+reload fail-init 1
+reload fail-register
+load
+unload
+toggle
+hot-add 3
+hot-add veto first STATUS_DEVICE_BUSY
+hot-add fail-start 0xC0DE0002
+hot-add fail-alloc 2
+hot-add fail-init
+hot-add fail-prepare
+notify add-start 4
+notify 7 4294967295 status STATUS_UNSUCCESSFUL
+notify add-failure 65 group 3 number 200
+read 2
+read-all
+table
+expect load ok
+expect load failed
+expect load failed STATUS_INSUFFICIENT_RESOURCES
+expect hot-add added
+expect hot-add added 4
+expect hot-add failed 4 STATUS_ACCESS_DENIED
+expect hot-add refused at-maximum
+expect outcome ignored(unknown-state=7)
+expect veto none
+expect veto STATUS_INVALID_PARAMETER
+expect slot 2 online starts=1 visits=2
+expect stats anomalies=1
+expect processors 4
+expect read found
+expect read none
+";
+
+    #[test]
+    fn every_line_prints_back_as_written() {
+        let script = parse(EVERY_LINE).unwrap();
+        assert_eq!(script.to_string(), EVERY_LINE);
+        assert_eq!(script.steps.len(), EVERY_LINE.lines().count() - 4);
+        assert_eq!(script.steps.first().map(|(origin, _)| origin.clone()), Some(Origin::Line(5)));
+        let last = &script.steps.last().unwrap().1;
+        assert_eq!(*last, Step::Expect(Expect::Read(false)));
+        assert!(script.steps.iter().any(|(_, step)| *step
+            == Step::Expect(Expect::HotAdd(AddResult::Failed(Some(4), Some(NtStatus::ACCESS_DENIED))))));
+        assert!(script.steps.iter().any(|(_, step)| matches!(step,
+            Step::Expect(Expect::Slot { index: 2, state: SlotExpect::Online, counters }) if counters.len() == 2)));
+    }
+
+    #[test]
+    fn comments_blank_lines_and_defaults() {
+        let script = parse("# a comment\n\n  boot 6   # trailing comment\nload\n").unwrap();
+        assert_eq!((script.setup.boot, script.setup.max), (6, 10));
+        assert_eq!(script.steps, std::vec![(Origin::Line(4), Step::Load(LoadFault::None))]);
+        assert_eq!(parse("boot 2048\n").unwrap().setup.max, 2048);
+    }
+
+    #[test]
+    fn bad_lines_name_their_line_and_problem() {
+        for (text, line, message) in [
+            ("frobnicate", 1, "unknown command `frobnicate`"),
+            ("load\nboot 3", 2, "`boot` must come before the first action"),
+            ("boot 0", 1, "0 is not in 1..=2048"),
+            ("boot 4\nmax 2", 0, "max 2 is below boot 4"),
+            ("notify add-begin 1", 1, "`add-begin` is not a state"),
+            ("notify add-start", 1, "`notify STATE INDEX"),
+            ("notify add-start 1 group 70000", 1, "does not fit 16 bits"),
+            ("notify add-start 1 status", 1, "`status` needs a value"),
+            ("notify add-start 1 status STATUS_BOGUS", 1, "unknown status name `STATUS_BOGUS`"),
+            ("hot-add 2 fail-init", 1, "a hot-add with a fault adds one processor"),
+            ("hot-add fail-start STATUS_SUCCESS", 1, "is not a failing status"),
+            ("fault fail-alloc 0", 1, "allocations are counted from 1"),
+            ("other-driver procnotify", 1, "not a usable driver name"),
+            ("other-driver x veto", 1, "`veto` needs an index"),
+            ("expect slot 1 sleeping", 1, "not `sleeping`"),
+            ("expect nothing", 1, "unknown expectation"),
+            ("read", 1, "`read` takes a processor index"),
+            ("unload now", 1, "`unload` takes no arguments"),
+        ] {
+            let error = parse(text).unwrap_err();
+            assert_eq!(error.line, line, "{text}");
+            assert!(error.message.contains(message), "{text}: {}", error.message);
+        }
+        let huge = "#".repeat(MAX_SCRIPT_BYTES + 1);
+        assert!(parse(&huge).unwrap_err().message.contains("larger than"));
     }
 }
