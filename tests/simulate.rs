@@ -230,6 +230,21 @@ fn replay_prints_a_fuzz_input_as_a_script_and_runs_it() {
     assert!(run.out.contains("vetoes: procnotify=0 other driver \"before\"=1"), "{}", run.out);
 }
 
+#[test]
+fn replay_runs_every_seed_of_the_fuzz_corpus_without_a_leak() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/notifications");
+    let mut seeds = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let run = simulate(&["replay", path.to_str().unwrap(), "--quiet"]);
+        // Load failures and faults that never fire are normal in fuzz inputs.
+        assert!([0, 3, 4].contains(&run.code), "{}: exit {}: {}", path.display(), run.code, run.err);
+        assert!(run.out.contains("unload clean: yes") || run.out.contains("nothing left allocated: yes"));
+        seeds += 1;
+    }
+    assert!(seeds >= 10, "{seeds} seeds");
+}
+
 fn kind(value: &Json) -> &'static str {
     match value {
         Json::Null => "null",
