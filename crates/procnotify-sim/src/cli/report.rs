@@ -138,12 +138,14 @@ pub trait Sink {
 pub struct Text<'w> {
     out: &'w mut dyn Write,
     quiet: bool,
+    /// The last thing written ended with a blank line.
+    blank: bool,
 }
 
 impl<'w> Text<'w> {
     /// Text to `out`; `quiet` leaves the trace out.
     pub fn new(out: &'w mut dyn Write, quiet: bool) -> Self {
-        Self { out, quiet }
+        Self { out, quiet, blank: true }
     }
 }
 
@@ -155,6 +157,7 @@ impl Sink for Text<'_> {
     fn line(&mut self, _kind: Kind, text: &str) {
         if !self.quiet {
             let _ = writeln!(self.out, "{text}");
+            self.blank = false;
         }
     }
 
@@ -193,10 +196,11 @@ impl Sink for Text<'_> {
             absent_row(&mut text, first, last);
         }
         let _ = writeln!(self.out, "{text}");
+        self.blank = true;
     }
 
     fn finish(&mut self, s: &Summary) {
-        let mut text = String::from("\n== summary\n");
+        let mut text = String::from(if self.blank { "== summary\n" } else { "\n== summary\n" });
         let _ = writeln!(
             text,
             "hot-adds: attempted={} succeeded={} failed={} refused={}",
