@@ -302,6 +302,21 @@ impl Gate {
     }
 }
 
+/// Kernel faults planned and not yet consumed ([`SimKernel::pending_faults`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PendingFaults {
+    /// Registrations still to fail ([`SimKernel::fail_next_register`]).
+    pub register: u32,
+    /// Hot-adds still to fail in preparation ([`SimKernel::fail_next_prepare`]).
+    pub prepare: u32,
+    /// Processor starts still to fail ([`SimKernel::fail_next_start`]).
+    pub start: usize,
+    /// Payload initialisations still to fail ([`SimKernel::fail_payload_init`]).
+    pub payload: usize,
+    /// Payload initialisations attempted so far (the ordinal of the last one).
+    pub payload_attempts: u64,
+}
+
 #[derive(Default)]
 struct Faults {
     register_failures: u32,
@@ -469,6 +484,12 @@ impl SimKernel {
             .collect()
     }
 
+    /// Takes the events so far, leaving none: for a caller that prints the
+    /// trace as it goes (or only counts it) and must not keep it in memory.
+    pub fn take_events(&self) -> Vec<SimEvent> {
+        std::mem::take(&mut *lock(&self.inner.events))
+    }
+
     /// Forgets the events so far.
     pub fn clear_events(&self) {
         lock(&self.inner.events).clear();
@@ -521,6 +542,21 @@ impl SimKernel {
         faults.prepare_failures = 0;
         faults.start_failures.clear();
         faults.payload_failures.clear();
+    }
+
+    /// The kernel faults planned and not yet consumed, and how many payload
+    /// initialisations were attempted so far: lets a caller tell whether a
+    /// fault it planned fired.
+    #[must_use]
+    pub fn pending_faults(&self) -> PendingFaults {
+        let faults = lock(&self.inner.faults);
+        PendingFaults {
+            register: faults.register_failures,
+            prepare: faults.prepare_failures,
+            start: faults.start_failures.len(),
+            payload: faults.payload_failures.len(),
+            payload_attempts: faults.payload_attempts,
+        }
     }
 
     /// The `ordinal`-th slot payload initialisation (1-based, counted over the

@@ -23,6 +23,7 @@
 )]
 
 mod alloc;
+pub mod cli;
 mod kernel;
 pub mod kit;
 mod os;
@@ -30,7 +31,7 @@ pub mod script;
 
 pub use alloc::{AllocStats, POISON, SimAllocator};
 pub use kernel::{
-    Config, Gate, Handle, HotAdd, KernelEvent, NotifyContext, OtherCallback, RawCallback, Refusal, SimEvent, SimKernel,
-    StartHook,
+    Config, Gate, Handle, HotAdd, KernelEvent, NotifyContext, OtherCallback, PendingFaults, RawCallback, Refusal,
+    SimEvent, SimKernel, StartHook,
 };
 pub use os::{SimDpc, SimDriver, SimMonitor, SimOs};

@@ -1,0 +1,131 @@
+//! The command line, declared with clap's derive API.
+
+use std::path::PathBuf;
+use std::string::String;
+use std::vec::Vec;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// The most hot-add attempts one session may make: four times Windows' 2048
+/// processors, enough to fill any partition and retry every index after a
+/// failure. Bounds the run time; memory does not grow with it.
+pub const MAX_ADD_ATTEMPTS: u32 = 8192;
+
+/// Shown after `--help`.
+pub const EXIT_CODES: &str = "\
+Exit codes:
+  0  the session ran as asked and everything was freed
+  1  memory leaked, was freed twice or used after free (a bug: please report it)
+  2  bad command line or script (including a limit exceeded, e.g. --add above 8192)
+  3  procnotify's load failed (DriverEntry's status is printed by name) and no
+     `expect load failed` line covered it
+  4  a planned fault did not fire: its target was never reached (named on stderr)
+  5  an `expect` line of a script was not met (named on stderr)
+When several apply, the first of 1, 5, 3, 4 in that order is returned.
+
+Reference (commands, the script format, the JSON schema): docs/simulator.md";
+
+/// Simulates the Windows kernel's processor hot-add machinery around the real
+/// procnotify driver: load (KeRegisterProcessorChangeCallback with
+/// KE_PROCESSOR_CHANGE_ADD_EXISTING), hot-adds, another driver's vetoes,
+/// injected faults, unload; prints the trace WinDbg would show, procnotify's
+/// table and a summary.
+#[derive(Debug, Parser)]
+#[command(name = "simulate", version, after_help = EXIT_CODES)]
+pub struct Cli {
+    /// What to simulate.
+    #[command(subcommand)]
+    pub command: Command,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text, global = true)]
+    pub format: Format,
+    /// Leave the trace out: only procnotify's table and the summary.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Print this process's peak resident memory on stderr at the end
+    /// (`peak_rss_kib=N`, Linux only; for the memory test).
+    #[arg(long, global = true, hide = true)]
+    pub peak_rss: bool,
+}
+
+/// Output formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// For people.
+    Text,
+    /// One JSON document (schema in docs/simulator.md).
+    Json,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Boot, load procnotify, hot-add, inject faults, unload.
+    #[command(after_help = EXIT_CODES)]
+    Run(RunArgs),
+    /// Run a script in the text format (docs/simulator.md).
+    #[command(after_help = EXIT_CODES)]
+    Script {
+        /// The script file.
+        file: PathBuf,
+    },
+    /// Print a fuzz input (a crash file) as a script, then run it.
+    #[command(after_help = EXIT_CODES)]
+    Replay {
+        /// The fuzz input.
+        crash: PathBuf,
+        /// Only print the script.
+        #[arg(long)]
+        print_only: bool,
+    },
+}
+
+/// `simulate run`.
+#[derive(Clone, Debug, Args)]
+#[allow(clippy::struct_excessive_bools)] // independent flags
+pub struct RunArgs {
+    /// Processors present at boot.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=2048))]
+    pub boot: u32,
+    /// The partition's maximum [default: boot + add, at most 2048].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=2048))]
+    pub max: Option<u32>,
+    /// Hot-add attempts after the load (at most 8192).
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(0..=8192))]
+    pub add: u32,
+    /// The HAL fails to start processor INDEX, once (the next add reuses the index).
+    #[arg(long, alias = "fail-start", value_name = "INDEX")]
+    pub fail_add: Vec<u32>,
+    /// Another driver, registered before procnotify, vetoes the first AddStart of INDEX.
+    #[arg(long, value_name = "INDEX")]
+    pub veto_add: Vec<u32>,
+    /// The kernel fails to prepare processor INDEX, once (no notifications).
+    #[arg(long, value_name = "INDEX")]
+    pub fail_prepare: Vec<u32>,
+    /// procnotify's slot initialisation fails for processor INDEX, once
+    /// (at registration for INDEX < boot, so the load fails; else at its hot-add).
+    #[arg(long, value_name = "INDEX")]
+    pub fail_init: Vec<u32>,
+    /// procnotify's K-th pool allocation attempt (counted from 1) fails.
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(1..))]
+    pub fail_alloc: Vec<u32>,
+    /// Same as --fail-init K for a processor present at boot: the load fails.
+    #[arg(long, value_name = "K")]
+    pub fail_register_at: Option<u32>,
+    /// The kernel fails procnotify's registration (NULL, no callbacks).
+    #[arg(long)]
+    pub fail_register: bool,
+    /// Print the session as a script (for `simulate script`) instead of running it.
+    #[arg(long)]
+    pub print_script: bool,
+}
+
+/// Every index a flag names, for messages: `--fail-add 6`.
+pub fn flag(name: &str, value: impl std::fmt::Display) -> String {
+    std::format!("--{name} {value}")
+}
+
+/// Indices given more than once to the same flag are kept: each is one fault.
+pub fn each<'a>(name: &'a str, values: &'a [u32]) -> impl Iterator<Item = (String, u32)> + 'a {
+    values.iter().map(move |&value| (flag(name, value), value))
+}

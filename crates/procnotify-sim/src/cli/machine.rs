@@ -1,0 +1,406 @@
+//! Runs a [`Script`] against the simulated kernel and the real procnotify
+//! driver, writing the trace to a [`Sink`] as it goes (never keeping it):
+//! after each step the DPCs are flushed and the kernel's events are taken,
+//! named and printed.
+
+use std::boxed::Box;
+use std::format;
+use std::io::Write;
+use std::string::{String, ToString};
+use std::sync::Arc;
+use std::vec::Vec;
+
+use parking_lot::Mutex;
+use procnotify_core::{NotifyState, NtStatus};
+
+use super::faults::Planned;
+use super::render::{kernel_line, refusal_words};
+use super::report::{Kind, Row, Sink, Summary, TableView};
+use super::step::{AddFault, LoadFault, Origin, Script, Step};
+use super::values::{parse_status, status_words};
+use crate::kernel::{Handle, HotAdd, KernelEvent, SimEvent, SimKernel};
+use crate::os::{SimDriver, SimOs};
+
+/// Another driver's veto plan, shared with its callback.
+#[derive(Default)]
+pub(super) struct OtherPlan {
+    /// (index, status, fired): veto the first `AddStart` of `index`.
+    pub standing: Vec<(u32, NtStatus, bool)>,
+    /// Veto this hot-add's `AddStart`.
+    pub armed: Option<NtStatus>,
+    /// Vetoes issued.
+    pub vetoes: u32,
+}
+
+pub(super) struct Other {
+    pub name: String,
+    pub origin: Origin,
+    pub id: u64,
+    pub handle: Option<Handle>,
+    pub plan: Arc<Mutex<OtherPlan>>,
+}
+
+/// What the last steps did, for `expect`.
+#[derive(Default)]
+pub(super) struct Last {
+    pub load: Option<Result<(), NtStatus>>,
+    pub hot_add: Option<HotAdd>,
+    pub outcome: Option<String>,
+    pub read: Option<bool>,
+}
+
+/// A session in progress.
+pub struct Machine<'a> {
+    pub(super) kernel: SimKernel,
+    pub(super) driver: Option<SimDriver>,
+    pub(super) others: Vec<Other>,
+    pub(super) sink: &'a mut dyn Sink,
+    pub(super) err: &'a mut dyn Write,
+    pub(super) planned: Vec<Planned>,
+    pub(super) last: Last,
+    pub(super) summary: Summary,
+    procnotify_vetoes: u32,
+    pub(super) unexpected_load_failure: bool,
+}
+
+impl<'a> Machine<'a> {
+    /// Boots the machine `script.setup` describes.
+    pub fn new(script: &Script, sink: &'a mut dyn Sink, err: &'a mut dyn Write) -> Self {
+        let config = script.setup.config();
+        let kernel = SimKernel::boot(config);
+        sink.line(
+            Kind::Note,
+            &format!(
+                "== boot: {} processors present, maximum {} (the kernel reports {}){}",
+                config.boot,
+                config.max,
+                config.reported_max,
+                if config.dynamic_partitioning { "" } else { "; no dynamic partitioning" }
+            ),
+        );
+        Self {
+            kernel,
+            driver: None,
+            others: Vec::new(),
+            sink,
+            err,
+            planned: Vec::new(),
+            last: Last::default(),
+            summary: Summary::default(),
+            procnotify_vetoes: 0,
+            unexpected_load_failure: false,
+        }
+    }
+
+    /// Runs every step, unloads, and returns the summary.
+    pub fn run(mut self, script: &Script) -> Summary {
+        for (origin, step) in &script.steps {
+            self.step(origin, step);
+        }
+        self.finish()
+    }
+
+    pub(super) fn note(&mut self, text: &str) {
+        self.sink.line(Kind::Note, text);
+    }
+
+    /// A message on stderr.
+    pub(super) fn complain(&mut self, origin: &Origin, text: &str) {
+        let _ = writeln!(self.err, "simulate: {origin}: {text}");
+    }
+
+    fn step(&mut self, origin: &Origin, step: &Step) {
+        match step {
+            Step::OtherDriver { name, vetoes } => self.register_other(origin, name, vetoes),
+            Step::Fault(fault) => self.plan(origin, *fault),
+            Step::Load(fault) => {
+                if self.driver.is_some() {
+                    self.note("== load: procnotify is already loaded; nothing to do");
+                } else {
+                    self.load(origin, *fault);
+                }
+            }
+            Step::Reload(fault) => {
+                self.unload();
+                self.load(origin, *fault);
+            }
+            Step::Unload => {
+                if self.driver.is_none() {
+                    self.note("== unload: procnotify is not loaded; nothing to do");
+                }
+                self.unload();
+            }
+            Step::Toggle => {
+                if self.driver.is_some() {
+                    self.unload();
+                } else {
+                    self.load(origin, LoadFault::None);
+                }
+            }
+            Step::HotAdd { count, fault } => {
+                for n in 0..*count {
+                    self.hot_add(origin, if n == 0 { fault } else { &AddFault::None });
+                }
+            }
+            Step::Notify(change) => {
+                self.note(&format!("== notify (delivered to every registration): {}", Step::Notify(*change)));
+                self.kernel.inject(*change);
+                self.drain();
+            }
+            Step::Read(processor) => self.read(*processor),
+            Step::ReadAll => {
+                for processor in 0..self.kernel.processor_count() {
+                    self.read(processor);
+                }
+            }
+            Step::Table => match self.table() {
+                Some(table) => self.sink.table(&table),
+                None => self.note("== table: procnotify is not loaded"),
+            },
+            Step::Expect(expect) => self.expect(origin, expect),
+        }
+    }
+
+    fn register_other(&mut self, origin: &Origin, name: &str, vetoes: &[(u32, NtStatus)]) {
+        let plan = Arc::new(Mutex::new(OtherPlan {
+            standing: vetoes.iter().map(|&(index, status)| (index, status, false)).collect(),
+            ..OtherPlan::default()
+        }));
+        let theirs = Arc::clone(&plan);
+        let what: Vec<String> =
+            vetoes.iter().map(|(index, status)| format!("index {index} with {}", status_words(*status))).collect();
+        self.note(&format!(
+            "== other driver \"{name}\" registers its callback{}",
+            if what.is_empty() {
+                String::new()
+            } else {
+                format!("; it will veto the first AddStart of {}", what.join(", "))
+            }
+        ));
+        let handle = self.kernel.register_other_driver(Box::new(move |change| {
+            if change.state != NotifyState::AddStart.raw() {
+                return NtStatus::SUCCESS;
+            }
+            let mut plan = theirs.lock();
+            let status = plan.armed.or_else(|| {
+                let entry = plan.standing.iter_mut().find(|(index, _, fired)| *index == change.nt_number && !fired)?;
+                entry.2 = true;
+                Some(entry.1)
+            });
+            plan.vetoes += u32::from(status.is_some());
+            status.unwrap_or(NtStatus::SUCCESS)
+        }));
+        self.others.push(Other {
+            name: name.to_string(),
+            origin: origin.clone(),
+            id: handle.id(),
+            handle: Some(handle),
+            plan,
+        });
+        self.drain();
+    }
+
+    /// Names a registration.
+    fn who(&self, registration: u64) -> String {
+        self.others
+            .iter()
+            .find(|other| other.id == registration)
+            .map_or_else(|| String::from("procnotify"), |other| format!("other driver \"{}\"", other.name))
+    }
+
+    /// Flushes DPCs and prints what happened since the last drain. The DPC's
+    /// `visit` lines come last: on Windows they are printed on the target
+    /// processor at its own time; here, after the step that queued them.
+    pub(super) fn drain(&mut self) {
+        self.kernel.flush_dpcs();
+        let max = self.kernel.config().max;
+        let mut visits = Vec::new();
+        for event in self.kernel.take_events() {
+            match event {
+                SimEvent::Log(_, line) if line.starts_with("procnotify: visit ") => visits.push(line),
+                SimEvent::Log(_, line) => {
+                    if let Some((_, outcome)) = line.split_once(" outcome=") {
+                        // One such line per notification procnotify handled.
+                        self.summary.notifications += 1;
+                        self.summary.anomalies += u64::from(is_anomaly(outcome));
+                        self.last.outcome = Some(outcome.to_string());
+                    }
+                    self.sink.line(Kind::Procnotify, &line);
+                }
+                SimEvent::Note(line) => self.sink.line(Kind::Note, &line),
+                SimEvent::Kernel(event) => {
+                    if let KernelEvent::Vetoed { registration, .. } = event
+                        && !self.others.iter().any(|other| other.id == registration)
+                    {
+                        self.procnotify_vetoes += 1;
+                    }
+                    let line = kernel_line(&event, &|id| self.who(id), max);
+                    self.sink.line(Kind::Kernel, &line);
+                }
+            }
+        }
+        for line in visits {
+            self.sink.line(Kind::Procnotify, &line);
+        }
+    }
+
+    fn load(&mut self, origin: &Origin, fault: LoadFault) {
+        self.summary.loads += 1;
+        self.note("== DriverEntry: procnotify loads (KeRegisterProcessorChangeCallback with ADD_EXISTING)");
+        let armed = self.arm_load(origin, fault);
+        let result = SimOs::load_monitor(&self.kernel);
+        self.drain();
+        self.check_armed(armed);
+        match result {
+            Ok(driver) => {
+                let present = driver.context().present();
+                self.driver = Some(driver);
+                self.summary.ever_loaded = true;
+                self.note(&format!("== DriverEntry returned STATUS_SUCCESS: loaded, {present} processors present"));
+                self.last.load = Some(Ok(()));
+            }
+            Err(status) => {
+                let live = self.kernel.pool().stats().live;
+                self.note(&format!(
+                    "== DriverEntry returned {status}: load failed; {live} pool allocations left (expected 0)"
+                ));
+                self.complain(origin, &format!("load failed: {}", status_words(status)));
+                self.summary.failed_loads.push((self.summary.loads, status));
+                self.unexpected_load_failure = true;
+                self.last.load = Some(Err(status));
+            }
+        }
+    }
+
+    pub(super) fn table(&self) -> Option<TableView> {
+        let table = self.driver.as_ref()?.context().table();
+        Some(TableView {
+            capacity: table.capacity(),
+            allocated_slots: table.allocated_slots(),
+            slot_bytes: table.slot_bytes(),
+            index_bytes: table.index_bytes(),
+            rows: table
+                .slots()
+                .map(|slot| Row {
+                    index: slot.index(),
+                    state: slot.state(),
+                    number: slot.proc_number(),
+                    counters: slot.value().counters(),
+                })
+                .collect(),
+        })
+    }
+
+    fn unload(&mut self) {
+        let Some(table) = self.table() else { return };
+        self.sink.table(&table);
+        if let Some(driver) = self.driver.take() {
+            self.note("== EvtDriverUnload: procnotify unloads");
+            driver.unload();
+        }
+        self.drain();
+    }
+
+    fn hot_add(&mut self, origin: &Origin, fault: &AddFault) {
+        self.summary.attempted += 1;
+        let index = self.kernel.processor_count();
+        let armed = self.arm_add(origin, index, fault);
+        self.note("== hot-add");
+        let result = self.kernel.hot_add();
+        self.drain();
+        self.check_armed(armed);
+        let line = match result {
+            HotAdd::Added(index) => {
+                self.summary.succeeded += 1;
+                format!("== processor {index} added")
+            }
+            HotAdd::Failed { index, status } => {
+                self.summary.failed += 1;
+                format!(
+                    "== add of processor {index} failed: {}; the next add reuses index {index}",
+                    status_words(status)
+                )
+            }
+            HotAdd::Refused(refusal) => {
+                self.summary.refused += 1;
+                format!("== hot-add refused: {}", refusal_words(refusal, self.kernel.config().max))
+            }
+        };
+        self.note(&line);
+        self.last.hot_add = Some(result);
+    }
+
+    fn read(&mut self, processor: u32) {
+        let found = self.driver.as_ref().map(|driver| {
+            let context = driver.context();
+            SimKernel::run_on(processor, || {
+                context.current().map(|value| (value.visit(context.os()), context.table().get(processor)))
+            })
+        });
+        let line = match found {
+            None => String::from("not loaded"),
+            Some(None) => String::from("no slot (current() returned None)"),
+            Some(Some((visits, slot))) => {
+                format!("found its slot ({}), visits={visits}", slot.map_or("?", |slot| slot.state().name()))
+            }
+        };
+        self.last.read = Some(matches!(found, Some(Some(_))));
+        self.summary.reads += 1;
+        self.note(&format!("== read on processor {processor}: {line}"));
+        self.drain();
+    }
+
+    /// The status procnotify vetoed the last notification with, from its outcome.
+    pub(super) fn last_veto(&self) -> Option<NtStatus> {
+        let outcome = self.last.outcome.as_deref()?;
+        let inner = outcome.strip_prefix("vetoed(")?;
+        parse_status(inner.trim_end_matches(')')).ok()
+    }
+
+    fn finish(mut self) -> Summary {
+        if self.driver.is_some() {
+            self.note("== end of session: procnotify unloads");
+            self.unload();
+        }
+        for n in 0..self.others.len() {
+            if let Some(handle) = self.others.get_mut(n).and_then(|other| other.handle.take()) {
+                let name = self.others.get(n).map(|other| other.name.clone()).unwrap_or_default();
+                self.note(&format!("== other driver \"{name}\" deregisters"));
+                self.kernel.deregister(handle);
+                self.drain();
+            }
+        }
+        self.close()
+    }
+
+    fn close(mut self) -> Summary {
+        self.report_planned();
+        let mut summary = std::mem::take(&mut self.summary);
+        summary.vetoes.push((String::from("procnotify"), self.procnotify_vetoes));
+        for other in &self.others {
+            summary.vetoes.push((format!("other driver \"{}\"", other.name), other.plan.lock().vetoes));
+        }
+        summary.pool = self.kernel.pool().stats();
+        summary.violations = self.kernel.violations();
+        summary.payloads_live = self.kernel.payloads_live();
+        summary.clean = summary.pool.live == 0 && summary.violations.is_empty() && summary.payloads_live == 0;
+        if summary.refused > 0 {
+            let _ = writeln!(
+                self.err,
+                "simulate: note: {} of {} hot-add attempts were refused before any notification",
+                summary.refused, summary.attempted
+            );
+        }
+        summary.exit = super::Exit::of(&summary, self.unexpected_load_failure);
+        summary
+    }
+}
+
+/// Whether a trace line's outcome counts as an anomaly, as
+/// `Outcome::is_anomaly` decides (an `AddFailure` procnotify never started is
+/// expected).
+fn is_anomaly(outcome: &str) -> bool {
+    outcome == "adopted"
+        || outcome == "restarted"
+        || (outcome.starts_with("ignored(") && outcome != "ignored(not-starting)")
+}
