@@ -41,8 +41,8 @@ echo "fuzz: $("$cargo_fuzz" --version) ($tools/bin), $nightly"
 # --locked first (this fails instead of writing), so the build that follows
 # finds the lock file already complete and leaves it alone.
 if ! cargo +nightly metadata --locked --format-version 1 --manifest-path fuzz/Cargo.toml >/dev/null; then
-    echo "fuzz: FAILED: fuzz/Cargo.lock is out of date (--locked would rewrite it); regenerate it with" \
-        "'cargo +nightly generate-lockfile --manifest-path fuzz/Cargo.toml' and commit it"
+    echo "fuzz: FAILED: fuzz/Cargo.lock is out of date (--locked would rewrite it); update it with" \
+        "'cargo +nightly fetch --manifest-path fuzz/Cargo.toml' (a minimal update) and commit it"
     exit 1
 fi
 lock_before="$(sha256sum fuzz/Cargo.lock)"
@@ -80,7 +80,7 @@ added=$(find "$scratch" -type f | wc -l)
 if [ "$status" -ne 0 ]; then
     grep -E "^(==|thread|step|  [0-9]+:|SUMMARY|artifact_prefix|Test unit written)" "$log" | head -60 || tail -60 "$log"
     echo "fuzz: FAILED after ${execs:-?} execs: crash input in fuzz/artifacts/$target/" \
-        "(reproduce: target/tools/bin/cargo-fuzz fuzz run $target <file>; read it: cargo run -p procnotify-sim --bin simulate -- replay <file>)"
+        "(reproduce: RUSTUP_TOOLCHAIN=nightly target/tools/bin/cargo-fuzz fuzz run $target <file>; read it: cargo run -p procnotify-sim --bin simulate -- replay <file>)"
     exit 1
 fi
 echo "fuzz: OK: ${execs} execs in ${seconds}s (${rate} exec/s), 0 crashes, ${seeds} seed files," \
