@@ -28,7 +28,7 @@ tools="$PWD/target/tools"
 cargo_fuzz="$tools/bin/cargo-fuzz"
 
 if ! nightly="$(cargo +nightly --version 2>&1)"; then
-    echo "fuzz: FAILED: nightly toolchain missing: $nightly (rustup toolchain install nightly)"
+    echo "fuzz: FAILED: nightly toolchain missing: ${nightly%%$'\n'*} (rustup toolchain install nightly)"
     exit 1
 fi
 if [ "$("$cargo_fuzz" --version 2>/dev/null)" != "cargo-fuzz $version" ]; then

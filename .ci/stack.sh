@@ -18,7 +18,7 @@ cd "$(dirname "$0")/.."
 budget="${STACK_BUDGET:-2048}"
 target="${CARGO_TARGET_DIR:-target}/stack"
 if ! cargo +nightly --version >/dev/null 2>&1; then
-    echo "stack: FAILED: the nightly toolchain is required (rustup toolchain install nightly)"
+    echo "stack: FAILED: nightly toolchain missing: install it with 'rustup toolchain install nightly'"
     exit 1
 fi
 for tool in objdump objcopy nm python3; do
