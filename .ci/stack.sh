@@ -33,6 +33,10 @@ report="$(python3 .ci/stack_sizes.py "$binary" "${roots[@]}")"
 echo "$report"
 worst=$(sed -n 's/^stack-worst-bytes: //p' <<<"$report")
 found=$(sed -n 's/^stack-roots-measured: //p' <<<"$report")
+if [ -z "$found" ] || [ -z "$worst" ]; then
+    echo "stack: FAILED: stack_sizes.py printed no result"
+    exit 1
+fi
 if [ "$found" -lt "${#roots[@]}" ]; then
     echo "stack: FAILED: expected ${#roots[@]} measured roots, found $found"
     exit 1
