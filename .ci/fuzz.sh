@@ -1,47 +1,87 @@
 #!/usr/bin/env bash
-# Fuzzing (issue 5, item 2): the cargo-fuzz target fuzz/fuzz_targets/notifications.rs
-# feeds arbitrary notification sequences, hot-adds (with vetoes, start,
-# allocation, payload and prepare failures), reads and reloads to the engine
-# in the simulator; procnotify::sim::script checks it against a reference
-# model after every step. The seed corpus (fuzz/corpus/notifications) is
-# replayed as a normal test by tests/fuzz_corpus.rs (`cargo test`); here it
-# seeds a bounded fuzzing run. New inputs go to a scratch directory, so the
-# repository's corpus is not modified; a crash leaves its input in
-# fuzz/artifacts/notifications/ and fails the script.
+# Bounded fuzzing. The cargo-fuzz target fuzz/fuzz_targets/notifications.rs
+# hands arbitrary bytes to procnotify_sim::script::run, which decodes them
+# into a simulated machine and a sequence of notifications, hot-adds (with
+# vetoes and every fault), reads and reloads, runs them against the real
+# engine and checks it after every step. The seed corpus
+# (fuzz/corpus/notifications) is replayed as a normal test by `cargo test
+# --workspace`; here it seeds a run of FUZZ_SECONDS (default 240).
 #
-# FUZZ_SECONDS bounds the run (default 240). Installs cargo-fuzz if missing
-# (~40 s); the first build takes ~1.5 min on 2 cores.
+# Hygiene (the run leaves nothing behind outside target/ and fuzz/target/):
+# - cargo-fuzz is pinned to one version and installed into
+#   target/tools/bin of this checkout (not globally), then run from there;
+# - the fuzz crate's dependencies must resolve from fuzz/Cargo.lock exactly
+#   (`--locked`): the script fails, naming the fix, rather than rewrite it;
+# - new inputs go to a scratch directory, so the repository's corpus is not
+#   modified; fuzz/artifacts/notifications/ is kept only when it holds a
+#   crash input (and then the script fails).
+#
+# First run on a fresh machine: ~3.5 min to install cargo-fuzz, ~1.5 min to
+# build the target; then FUZZ_SECONDS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+version=0.13.2
 seconds="${FUZZ_SECONDS:-240}"
-if ! cargo +nightly --version >/dev/null 2>&1; then
-    echo "fuzz: FAILED: the nightly toolchain is required (rustup toolchain install nightly)"
+target=notifications
+tools="$PWD/target/tools"
+cargo_fuzz="$tools/bin/cargo-fuzz"
+
+if ! nightly="$(cargo +nightly --version 2>&1)"; then
+    echo "fuzz: FAILED: nightly toolchain missing: ${nightly%%$'\n'*} (rustup toolchain install nightly)"
     exit 1
 fi
-if ! cargo fuzz --version >/dev/null 2>&1; then
-    echo "fuzz: installing cargo-fuzz"
-    cargo install cargo-fuzz --locked
+if [ "$("$cargo_fuzz" --version 2>/dev/null)" != "cargo-fuzz $version" ]; then
+    echo "fuzz: installing cargo-fuzz $version into $tools"
+    cargo install --locked --quiet --version "$version" --root "$tools" cargo-fuzz
 fi
+echo "fuzz: $("$cargo_fuzz" --version) ($tools/bin), $nightly"
+
+# cargo-fuzz has no --locked of its own: resolve the fuzz crate's graph with
+# --locked first (this fails instead of writing), so the build that follows
+# finds the lock file already complete and leaves it alone.
+if ! cargo +nightly metadata --locked --format-version 1 --manifest-path fuzz/Cargo.toml >/dev/null; then
+    echo "fuzz: FAILED: fuzz/Cargo.lock is out of date (--locked would rewrite it); update it with" \
+        "'cargo +nightly fetch --manifest-path fuzz/Cargo.toml' (a minimal update) and commit it"
+    exit 1
+fi
+lock_before="$(sha256sum fuzz/Cargo.lock)"
 
 scratch="$(mktemp -d)"
 log="$(mktemp)"
-trap 'rm -rf "$scratch" "$log"' EXIT
-seeds=$(find fuzz/corpus/notifications -type f | wc -l)
+artifacts_existed=false
+[ -d fuzz/artifacts ] && artifacts_existed=true
+cleanup() {
+    rm -rf "$scratch" "$log"
+    # cargo-fuzz creates the artifact directory on every run; keep it only
+    # if it holds something (a crash input) or existed before.
+    rmdir fuzz/artifacts/$target 2>/dev/null || true
+    if [ "$artifacts_existed" = false ]; then rmdir fuzz/artifacts 2>/dev/null || true; fi
+}
+trap cleanup EXIT
+seeds=$(find fuzz/corpus/$target -type f | wc -l)
+# Run the pinned binary directly, on the nightly toolchain.
+fuzz() { RUSTUP_TOOLCHAIN=nightly "$cargo_fuzz" fuzz "$@"; }
 
 echo "fuzz: building the target (nightly, AddressSanitizer, libFuzzer)"
-cargo +nightly fuzz build notifications
+fuzz build $target
 
 echo "fuzz: fuzzing for ${seconds}s from ${seeds} seed files"
 status=0
-cargo +nightly fuzz run notifications "$scratch" fuzz/corpus/notifications -- \
+fuzz run $target "$scratch" fuzz/corpus/$target -- \
     -max_total_time="$seconds" -print_final_stats=1 -timeout=30 -rss_limit_mb=4096 >"$log" 2>&1 || status=$?
+if [ "$(sha256sum fuzz/Cargo.lock)" != "$lock_before" ]; then
+    echo "fuzz: FAILED: the fuzz build rewrote fuzz/Cargo.lock (see 'git diff fuzz/Cargo.lock')"
+    exit 1
+fi
 execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
 rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
 added=$(find "$scratch" -type f | wc -l)
 if [ "$status" -ne 0 ]; then
     grep -E "^(==|thread|step|  [0-9]+:|SUMMARY|artifact_prefix|Test unit written)" "$log" | head -60 || tail -60 "$log"
-    echo "fuzz: FAILED after ${execs:-?} execs: crash input in fuzz/artifacts/notifications/ (reproduce: cargo +nightly fuzz run notifications <file>)"
+    echo "fuzz: FAILED after ${execs:-?} execs: crash input in fuzz/artifacts/$target/" \
+        "(reproduce: RUSTUP_TOOLCHAIN=nightly target/tools/bin/cargo-fuzz fuzz run $target <file>; read it: cargo run -p procnotify-sim --bin simulate -- replay <file>)"
     exit 1
 fi
-echo "fuzz: OK: ${execs} execs in ${seconds}s (${rate} exec/s), 0 crashes, ${seeds} seed files, ${added} new corpus inputs (not kept)"
+echo "fuzz: OK: ${execs} execs in ${seconds}s (${rate} exec/s), 0 crashes, ${seeds} seed files," \
+    "${added} new corpus inputs (not kept)"

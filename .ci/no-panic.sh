@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# No-panic proof (issue 5, item 3): a release build of examples/no_panic_proof.rs
-# with RUSTFLAGS="--cfg procnotify_no_panic" puts `#[no_panic]` on
-# Context::on_notification (callback path), Context::visit_current (DPC read
-# path) and Table::get; any panic path the optimiser cannot rule out becomes a
+# No-panic proof. A release build of
+# crates/procnotify-core/examples/no_panic_proof.rs with
+# RUSTFLAGS="--cfg procnotify_no_panic" puts `#[no_panic]` on
+# Context::on_notification (the callback path), Context::current (a reader on
+# the current processor), PerProcessor::visit (procnotify's DPC work) and
+# Table::get (a lookup); any panic path the optimiser cannot rule out becomes a
 # link error naming the function. A second build links a deliberately
 # panicking `#[no_panic]` canary and must FAIL, proving the check is live.
 # Needs panic = "unwind" for the check (the driver ships with abort).
-# Self-contained: stable toolchain only. Takes ~2 minutes on 2 cores.
+# Self-contained: stable toolchain only. ~1-2 minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,10 +16,11 @@ target="${CARGO_TARGET_DIR:-target}/no-panic"
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 export CARGO_PROFILE_RELEASE_PANIC=unwind
+build=(cargo build --release -p procnotify-core --example no_panic_proof)
+paths="Context::on_notification, Context::current, PerProcessor::visit and Table::get"
 
 echo "no-panic: building the proof (release, panic=unwind, --cfg procnotify_no_panic)"
-if ! RUSTFLAGS="--cfg procnotify_no_panic" CARGO_TARGET_DIR="$target" \
-    cargo build --release --example no_panic_proof >"$log" 2>&1; then
+if ! RUSTFLAGS="--cfg procnotify_no_panic" CARGO_TARGET_DIR="$target" "${build[@]}" >"$log" 2>&1; then
     grep -E "ERROR\[no-panic\]|^error" "$log" || tail -40 "$log"
     echo "no-panic: FAILED: a panic path is reachable from a kernel path (see ERROR[no-panic] above)"
     exit 1
@@ -26,7 +29,7 @@ fi
 
 echo "no-panic: building the canary (must fail to link)"
 if RUSTFLAGS="--cfg procnotify_no_panic --cfg procnotify_no_panic_canary" CARGO_TARGET_DIR="$target" \
-    cargo build --release --example no_panic_proof >"$log" 2>&1; then
+    "${build[@]}" >"$log" 2>&1; then
     echo "no-panic: FAILED: the panicking canary linked, so the check is not live"
     exit 1
 fi
@@ -35,4 +38,4 @@ if ! grep -q 'ERROR\[no-panic\]: detected panic in function `canary`' "$log"; th
     echo "no-panic: FAILED: the canary build failed for another reason"
     exit 1
 fi
-echo "no-panic: OK: Context::on_notification, Context::visit_current and Table::get are proven panic-free at link time; the canary was caught"
+echo "no-panic: OK: $paths are proven panic-free at link time; the canary was caught"

@@ -9,6 +9,9 @@ per call for the return address. An indirect call or a callee without a
 recorded size (e.g. libc) makes the figure a lower bound and is reported.
 
 usage: stack_sizes.py BINARY ROOT_SUBSTRING...
+
+The last two lines are `stack-roots-measured: N` (roots that matched at
+least one function) and `stack-worst-bytes: N`.
 """
 import os
 import re
@@ -93,12 +96,13 @@ def main():
         memo[address] = (own + best, [(names.get(address, hex(address)), own)] + chain)
         return memo[address]
 
-    worst = 0
+    worst, measured = 0, 0
     for root in roots:
         found = [a for a, n in names.items() if root in n]
         if not found:
             print(f"stack: no function matching {root!r} (inlined into its caller?)")
             continue
+        measured += 1
         for address in found:
             total, chain = depth(address, frozenset())
             worst = max(worst, total)
@@ -107,6 +111,7 @@ def main():
                 print(f"    {own:6d}  {name}")
     for note in sorted(notes):
         print(f"  note: {note}")
+    print(f"stack-roots-measured: {measured}")
     print(f"stack-worst-bytes: {worst}")
 
 
