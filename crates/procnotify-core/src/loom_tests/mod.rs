@@ -21,7 +21,7 @@
 //! `LOOM_MAX_PREEMPTIONS` sets one; then the floors do not apply and the
 //! counts are only printed.
 //!
-//! `.ci/loom-mutations.sh` weakens each `Release`/`Acquire` of the table to
+//! `.ci/loom-mutations.py` weakens each `Release`/`Acquire` of the table to
 //! `Relaxed` in turn and checks that some model here fails
 //! (docs/reliability.md has the table).
 
