@@ -1,1 +1,0 @@
-//! Loom models of the table and the engine (being rewritten).
