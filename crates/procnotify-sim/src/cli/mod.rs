@@ -8,6 +8,7 @@ mod expect;
 mod faults;
 pub mod fuzz_input;
 mod machine;
+mod others;
 mod render;
 mod report;
 pub mod session;
