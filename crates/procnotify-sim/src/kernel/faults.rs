@@ -53,7 +53,7 @@ impl SimKernel {
     }
 
     /// Forgets every planned kernel fault not yet consumed (the pool's own
-    /// plan is cleared with [`SimAllocator::clear_faults`]).
+    /// plan is cleared with [`SimAllocator::clear_faults`](crate::SimAllocator::clear_faults)).
     pub fn clear_faults(&self) {
         let mut faults = lock(&self.inner.faults);
         faults.register_failures = 0;
