@@ -2,7 +2,9 @@
 //! they do: a value that `init` did not put in its place is refused, a failing
 //! `starting` vetoes and leaves the slot `Vacant`, and the counters a hook
 //! keeps depend only on the notifications, not on what memory the table had
-//! allocated before (issue 9, item 6).
+//! allocated before: the same counters whether the slot's segment is new,
+//! already holds an online neighbour, or was allocated for a neighbour whose
+//! add procnotify vetoed.
 
 mod common;
 
@@ -108,7 +110,7 @@ fn a_driver_with_its_own_hooks_loads_and_unloads_cleanly() {
     assert_clean(&kernel, "own hooks");
 }
 
-// ---- issue 9, item 6: counters that do not depend on layout
+// ---- counters that depend only on the notifications, not on the table's layout
 
 /// How the table looks before the notifications for index 3 arrive. Index 3
 /// shares its segment (indices 2-3) with index 2.

@@ -3,42 +3,21 @@
 //! after each step the DPCs are flushed and the kernel's events are taken,
 //! named and printed.
 
-use std::boxed::Box;
 use std::format;
 use std::io::Write;
 use std::string::{String, ToString};
-use std::sync::Arc;
 use std::vec::Vec;
 
-use parking_lot::Mutex;
-use procnotify_core::{NotifyState, NtStatus};
+use procnotify_core::NtStatus;
 
 use super::faults::Planned;
+use super::others::Other;
 use super::render::{kernel_line, refusal_words};
 use super::report::{Kind, Row, Sink, Summary, TableView};
 use super::step::{AddFault, LoadFault, Origin, Script, Step};
 use super::values::{parse_status, status_words};
-use crate::kernel::{Handle, HotAdd, KernelEvent, SimEvent, SimKernel};
+use crate::kernel::{HotAdd, KernelEvent, SimEvent, SimKernel};
 use crate::os::{SimDriver, SimOs};
-
-/// Another driver's veto plan, shared with its callback.
-#[derive(Default)]
-pub(super) struct OtherPlan {
-    /// (index, status, fired): veto the first `AddStart` of `index`.
-    pub standing: Vec<(u32, NtStatus, bool)>,
-    /// Veto this hot-add's `AddStart`.
-    pub armed: Option<NtStatus>,
-    /// Vetoes issued.
-    pub vetoes: u32,
-}
-
-pub(super) struct Other {
-    pub name: String,
-    pub origin: Origin,
-    pub id: u64,
-    pub handle: Option<Handle>,
-    pub plan: Arc<Mutex<OtherPlan>>,
-}
 
 /// What the last steps did, for `expect`.
 #[derive(Default)]
@@ -159,53 +138,6 @@ impl<'a> Machine<'a> {
             },
             Step::Expect(expect) => self.expect(origin, expect),
         }
-    }
-
-    fn register_other(&mut self, origin: &Origin, name: &str, vetoes: &[(u32, NtStatus)]) {
-        let plan = Arc::new(Mutex::new(OtherPlan {
-            standing: vetoes.iter().map(|&(index, status)| (index, status, false)).collect(),
-            ..OtherPlan::default()
-        }));
-        let theirs = Arc::clone(&plan);
-        let what: Vec<String> =
-            vetoes.iter().map(|(index, status)| format!("index {index} with {}", status_words(*status))).collect();
-        self.note(&format!(
-            "== other driver \"{name}\" registers its callback{}",
-            if what.is_empty() {
-                String::new()
-            } else {
-                format!("; it will veto the first AddStart of {}", what.join(", "))
-            }
-        ));
-        let handle = self.kernel.register_other_driver(Box::new(move |change| {
-            if change.state != NotifyState::AddStart.raw() {
-                return NtStatus::SUCCESS;
-            }
-            let mut plan = theirs.lock();
-            let status = plan.armed.or_else(|| {
-                let entry = plan.standing.iter_mut().find(|(index, _, fired)| *index == change.nt_number && !fired)?;
-                entry.2 = true;
-                Some(entry.1)
-            });
-            plan.vetoes += u32::from(status.is_some());
-            status.unwrap_or(NtStatus::SUCCESS)
-        }));
-        self.others.push(Other {
-            name: name.to_string(),
-            origin: origin.clone(),
-            id: handle.id(),
-            handle: Some(handle),
-            plan,
-        });
-        self.drain();
-    }
-
-    /// Names a registration.
-    fn who(&self, registration: u64) -> String {
-        self.others
-            .iter()
-            .find(|other| other.id == registration)
-            .map_or_else(|| String::from("procnotify"), |other| format!("other driver \"{}\"", other.name))
     }
 
     /// Flushes DPCs and prints what happened since the last drain. The DPC's

@@ -1,6 +1,6 @@
 //! The `simulate` command line: `run`, `script FILE`, `replay CRASH`, each a
-//! [`step::Script`] run by [`machine::Machine`] and written by
-//! [`report`] as text or JSON. `src/bin/simulate.rs` only calls [`main`];
+//! [`step::Script`] run by `machine::Machine` and written by
+//! `report` as text or JSON. `src/bin/simulate.rs` only calls [`main`];
 //! `docs/simulator.md` is the reference.
 
 mod args;
@@ -8,6 +8,7 @@ mod expect;
 mod faults;
 pub mod fuzz_input;
 mod machine;
+mod others;
 mod render;
 mod report;
 pub mod session;

@@ -54,11 +54,21 @@ fn failing(byte: u8) -> NtStatus {
 #[must_use]
 pub fn decode(bytes: &[u8]) -> (Header, Vec<Op>) {
     let mut input = Input { bytes, at: 0 };
+    let header = decode_header(&mut input);
+    let mut ops = Vec::new();
+    while let Some(opcode) = input.next() {
+        ops.push(decode_op(&mut input, opcode, header.max));
+    }
+    (header, ops)
+}
+
+/// The header: three bytes (boot, maximum, flags), zero past the end.
+fn decode_header(input: &mut Input<'_>) -> Header {
     let boot = 1 + u32::from(input.byte() % 64);
     let max_byte = input.byte();
     let max = if max_byte == 0xFF { MAX_PROCESSORS } else { (boot + u32::from(max_byte % 128)).min(MAX_PROCESSORS) };
     let flags = input.byte();
-    let header = Header {
+    Header {
         boot,
         max,
         other_before: flags & 1 != 0,
@@ -71,51 +81,51 @@ pub fn decode(bytes: &[u8]) -> (Header, Vec<Op>) {
             Reported::Max
         },
         dynamic_partitioning: flags & 16 == 0,
-    };
-    let mut ops = Vec::new();
-    while let Some(opcode) = input.next() {
-        let op = match opcode % 10 {
-            0 => {
-                let (s, i, st, pn) = (input.byte(), input.byte(), input.byte(), input.byte());
-                let state = if s % 4 < 3 { u32::from(s % 4) } else { u32::from(s) };
-                let nt_number = u32::from(i) % (max + 2);
-                let proc_number = if pn & 1 == 0 {
-                    ProcNumber::dense(nt_number)
-                } else {
-                    ProcNumber { group: u16::from(pn >> 5), number: pn.wrapping_mul(7) }
-                };
-                Op::Inject(NotifyContext { state, nt_number, status: status(st), proc_number })
-            }
-            1 => {
-                let (state, nt_number, status, location) = (input.word(), input.word(), input.word(), input.word());
-                #[allow(clippy::cast_possible_truncation)]
-                let proc_number = ProcNumber { group: (location >> 16) as u16, number: location as u8 };
-                Op::Inject(NotifyContext { state, nt_number, status: NtStatus::from_bits(status), proc_number })
-            }
-            2 => Op::HotAdd(AddFault::None),
-            3 => {
-                let b = input.byte();
-                Op::HotAdd(AddFault::Veto { after: b & 1 != 0, status: failing(b >> 1) })
-            }
-            4 => Op::HotAdd(AddFault::StartFailure(failing(input.byte()))),
-            5 => Op::HotAdd(AddFault::Alloc(1 + u32::from(input.byte() % 3))),
-            6 => Op::HotAdd(if input.byte() & 1 != 0 { AddFault::Prepare } else { AddFault::PayloadInit }),
-            7 => match input.byte() {
-                0xFF => Op::Read(input.word()),
-                b => Op::Read(u32::from(b) % (max + 2)),
-            },
-            8 => Op::ReadAll,
-            _ => match input.byte() % 5 {
-                0 => Op::Toggle,
-                1 => Op::Reload(LoadFault::None),
-                2 => Op::Reload(LoadFault::Alloc(1 + u32::from(input.byte() % 8))),
-                3 => Op::Reload(LoadFault::PayloadInit(u32::from(input.byte()))),
-                _ => Op::Reload(LoadFault::Register),
-            },
-        };
-        ops.push(op);
     }
-    (header, ops)
+}
+
+/// One operation: `opcode` and the argument bytes it takes from `input`.
+/// `max` is the machine's maximum (indices run a little past it).
+fn decode_op(input: &mut Input<'_>, opcode: u8, max: u32) -> Op {
+    match opcode % 10 {
+        0 => {
+            let (s, i, st, pn) = (input.byte(), input.byte(), input.byte(), input.byte());
+            let state = if s % 4 < 3 { u32::from(s % 4) } else { u32::from(s) };
+            let nt_number = u32::from(i) % (max + 2);
+            let proc_number = if pn & 1 == 0 {
+                ProcNumber::dense(nt_number)
+            } else {
+                ProcNumber { group: u16::from(pn >> 5), number: pn.wrapping_mul(7) }
+            };
+            Op::Inject(NotifyContext { state, nt_number, status: status(st), proc_number })
+        }
+        1 => {
+            let (state, nt_number, status, location) = (input.word(), input.word(), input.word(), input.word());
+            #[allow(clippy::cast_possible_truncation)]
+            let proc_number = ProcNumber { group: (location >> 16) as u16, number: location as u8 };
+            Op::Inject(NotifyContext { state, nt_number, status: NtStatus::from_bits(status), proc_number })
+        }
+        2 => Op::HotAdd(AddFault::None),
+        3 => {
+            let b = input.byte();
+            Op::HotAdd(AddFault::Veto { after: b & 1 != 0, status: failing(b >> 1) })
+        }
+        4 => Op::HotAdd(AddFault::StartFailure(failing(input.byte()))),
+        5 => Op::HotAdd(AddFault::Alloc(1 + u32::from(input.byte() % 3))),
+        6 => Op::HotAdd(if input.byte() & 1 != 0 { AddFault::Prepare } else { AddFault::PayloadInit }),
+        7 => match input.byte() {
+            0xFF => Op::Read(input.word()),
+            b => Op::Read(u32::from(b) % (max + 2)),
+        },
+        8 => Op::ReadAll,
+        _ => match input.byte() % 5 {
+            0 => Op::Toggle,
+            1 => Op::Reload(LoadFault::None),
+            2 => Op::Reload(LoadFault::Alloc(1 + u32::from(input.byte() % 8))),
+            3 => Op::Reload(LoadFault::PayloadInit(u32::from(input.byte()))),
+            _ => Op::Reload(LoadFault::Register),
+        },
+    }
 }
 
 /// Encodes a header and operations so that [`decode`] gives them back (for
