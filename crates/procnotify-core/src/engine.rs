@@ -70,7 +70,16 @@ impl<O: Os, H: Hooks> Context<O, H> {
                 format_args!("procnotify: maximum processor count {reported} clamped to {capacity}"),
             );
         }
-        let table = Table::new(capacity, os.allocator())?;
+        let table = match Table::new(capacity, os.allocator()) {
+            Ok(table) => table,
+            Err(error) => {
+                os.log(
+                    Level::Error,
+                    format_args!("procnotify: load failed: no memory for the index of {capacity} processors"),
+                );
+                return Err(error);
+            }
+        };
         Ok(Self { os, hooks, table, recorded: AtomicU32::new(NtStatus::SUCCESS.bits()), stats: Stats::default() })
     }
 
