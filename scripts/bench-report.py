@@ -217,6 +217,8 @@ class Report:
                                       verdict(ratio <= LOOKUP_TARGET, f"({(ratio / LOOKUP_TARGET - 1) * 100:.1f}% over)")))
 
     def contention(self) -> None:
+        if not any(k.startswith("contention_") for k in self.r):
+            return
         self.out("### 2. Reads under contention")
         self.out()
         self.out("Time per read per thread (reads/s per thread = 1 / time). "
@@ -261,7 +263,7 @@ class Report:
         padded, unpadded = self.get("false_sharing/padded_slot"), self.get("false_sharing/unpadded")
         if not padded or not unpadded:
             return
-        self.out("### 3. False sharing")
+        self.out("### 2b. False sharing")
         self.out()
         self.out("| slots | time per bump per thread | ratio to padded |")
         self.out("|---|---:|---:|")
@@ -275,7 +277,7 @@ class Report:
         base = self.get(f"{g}/alloc_one_slot")
         if not base:
             return
-        self.out("### 4. Growth")
+        self.out("### 3. Growth")
         self.out()
         self.out("Per add, as a ratio to allocating one zeroed slot (`alloc_one_slot`, "
                  f"{fmt_ns(base)}) measured in the same run.")
@@ -327,12 +329,13 @@ class Report:
             self.verdicts.append(("4. bring-up of 2048 processors in the simulator (report only)",
                                   f"{fmt_ns(driver)}, {driver / c_style:.2f}× the C-style baseline", "reported"))
 
-        if self.memory:
-            self.memory_section()
-
     def memory_section(self) -> None:
         m = self.memory
-        slot, fixed, overhead = m["slot_bytes"], m["fixed_array_bytes"], m["segment_overhead"] - m["slot_bytes"]
+        if not m:
+            return
+        self.out("### 4. Memory")
+        self.out()
+        slot, fixed, overhead = m["slot_bytes"], m["fixed_array_bytes"], m["segment_overhead"]
         self.out(f"Memory of the driver's table with a reported maximum of {m['max']} (slot = {slot} B; index = 8 B × "
                  f"{m['max']}; each segment is one 128-byte-aligned pool request of its slots + {overhead} B; "
                  f"a preallocated array of {m['max']} = {fixed} B of slots, {m['fixed_array_pool_bytes']} B from "
@@ -408,6 +411,7 @@ def main() -> int:
     report.contention()
     report.false_sharing()
     report.growth()
+    report.memory_section()
     report.summary()
     text = "\n".join(report.lines)
 

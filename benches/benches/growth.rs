@@ -266,13 +266,16 @@ fn bring_up_group(c: &mut Criterion) {
 // ---------------------------------------------------------------------------
 // Memory.
 
-/// Where criterion writes its results (its own rule: `$CRITERION_HOME`, else
-/// `$CARGO_TARGET_DIR/criterion`, else `target/criterion`).
+/// Where criterion writes its results: `$CRITERION_HOME`, else
+/// `$CARGO_TARGET_DIR/criterion`, else the workspace's `target/criterion`
+/// (whatever directory the benchmark runs in: `cargo test` runs it in the
+/// package's).
 fn criterion_dir() -> PathBuf {
     if let Some(home) = std::env::var_os("CRITERION_HOME") {
         return PathBuf::from(home);
     }
-    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from).join("criterion")
+    let workspace = || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("target");
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(workspace, PathBuf::from).join("criterion")
 }
 
 fn row(f: &Footprint) -> String {
