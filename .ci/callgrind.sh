@@ -5,9 +5,9 @@
 # `cargo bench -p procnotify-benches --no-run` already built it), runs every
 # lookup variant of every contender under valgrind's callgrind twice (100 and
 # 1100 loop calls) and prints instructions per lookup and the ratio to the
-# fixed 2048-slot array. FAILS when lookup by index through the table
-# (`Table::get` and `Reader::get`) exceeds LOOKUP_BOUND (default 1.25) times
-# the fixed array. Writes <criterion dir>/callgrind.json for
+# fixed 2048-slot array. FAILS when lookup by index through the table's
+# `Reader::get` exceeds LOOKUP_BOUND (default 1.25) times the fixed array
+# (`Table::get` through `&Table` is printed for information). Writes <criterion dir>/callgrind.json for
 # scripts/bench-report.py. About 1 minute on 2 cores once built.
 set -euo pipefail
 cd "$(dirname "$0")/.."
