@@ -17,6 +17,23 @@ use crate::sync::{AtomicPtr, Ordering};
 ///
 /// It borrows the table, so the slots it returns live as long as that
 /// borrow. It is neither `Send` nor `Sync`: take one per thread.
+///
+/// ```
+/// use procnotify_core::{ProcNumber, Table};
+/// use procnotify_sim::kit::Heap;
+///
+/// let table = Table::<u64, Heap>::new(8, Heap).expect("index");
+/// let mut writer = table.writer().expect("the only writer");
+/// for index in [1, 3] {
+///     let value = u64::from(index) * 10;
+///     writer.get_or_insert(index, ProcNumber::dense(index), |place| Ok(place.write(value))).expect("insert");
+/// }
+/// drop(writer);
+/// let reader = table.reader();
+/// let sum: u64 = (0..reader.capacity()).filter_map(|index| reader.get(index)).map(|slot| *slot.value()).sum();
+/// assert_eq!(sum, 40);
+/// assert!(reader.get(2).is_none() && reader.get(8).is_none());
+/// ```
 pub struct Reader<'a, T> {
     /// The table's `links`: `capacity` initialised entries, never freed while
     /// the table is borrowed.
