@@ -1,13 +1,28 @@
 #!/usr/bin/env python3
-"""Turns criterion's results into the ratio tables of docs/benchmarks.md.
+"""Turns criterion's and callgrind's results into the tables of docs/benchmarks.md.
 
-Reads <criterion dir>/**/new/{benchmark,estimates}.json (and memory.json,
-written by benches/growth.rs) from the last `cargo bench` run, divides each
-median by its throughput (elements per iteration) and prints Markdown: every
-figure is a ratio against a baseline measured in the same run, plus a verdict
-per target of issue 4.
+Lookup (one thread, hot cache) is reported over several runs. A *run* is one
+process of
 
-    python3 scripts/bench-report.py                      # print
+    cargo bench -p procnotify-benches --bench lookup -- \
+        --warm-up-time 1 --measurement-time 2 --save-baseline lookup-run<k>
+
+(30 samples per benchmark, criterion's median over them is the run's
+figure; every contender of the three lookup groups is measured once per run,
+so each run's ratios to `fixed_array` come from the same process). `--runs N`
+makes N runs (k = 1 .. N) before reporting; without it the script reads
+whatever `lookup-run*` baselines exist. For each contender it prints the
+median and the min-max over the runs of (its time ÷ `fixed_array`'s time in
+the same run), and of its time per lookup.
+
+The other groups (contention, false_sharing, growth) are read from the last
+`cargo bench` (criterion's `new` results, one run), and memory from
+`memory.json` (written by benches/growth.rs). Instruction counts come from
+`callgrind.json` (written by `scripts/callgrind.py --json`), all in the
+criterion directory.
+
+    python3 scripts/bench-report.py --runs 5                # 5 lookup runs, then print
+    python3 scripts/bench-report.py                         # print from existing results
     python3 scripts/bench-report.py --write docs/benchmarks.md
 
 `--write` replaces the text between the `<!-- bench-report:begin -->` and
@@ -22,6 +37,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -30,14 +46,20 @@ BEGIN = "<!-- bench-report:begin -->"
 END = "<!-- bench-report:end -->"
 
 TABLE = "procnotify_table"
+READER = "procnotify_reader"
+FROM_DPC = "procnotify_from_dpc"
 PEERS = ["rwlock_vec", "mutex_vec", "boxcar_vec", "thread_local", "arc_swap_vec"]
-LOOKUP_CONTENDERS = ["fixed_array", TABLE, *PEERS]
+LOOKUP_CONTENDERS = ["fixed_array", TABLE, READER, FROM_DPC, *PEERS]
+RUN_PREFIX = "lookup-run"
+# Issue 11's instruction counts before the flat index (fixed array, table,
+# the ratio as the issue states it).
+BEFORE = {"lookup_by_index": (14.4, 24.3, 1.68), "lookup_own_slot": (16.1, 25.1, 1.56),
+          "lookup_own_slot_visit": (10.1, 19.1, 1.89)}
 GROWERS = [TABLE, "rwlock_vec", "mutex_vec", "boxcar_vec", "arc_swap_vec"]
 
 LOOKUP_TARGET = 1.25
 CONTENTION_TARGET = 10.0
 GROWING_TARGET = 0.90
-DIRECTORY_LIMIT = 1024
 
 
 def criterion_dir() -> Path:
@@ -46,11 +68,11 @@ def criterion_dir() -> Path:
     return Path(os.environ.get("CARGO_TARGET_DIR", "target")) / "criterion"
 
 
-def load(root: Path) -> tuple[dict[str, float], dict[str, tuple[float, float]]]:
+def load(root: Path, baseline: str = "new") -> tuple[dict[str, float], dict[str, tuple[float, float]]]:
     """full_id -> median nanoseconds per element, and its 95% confidence interval."""
     results: dict[str, float] = {}
     intervals: dict[str, tuple[float, float]] = {}
-    for bench in root.glob("**/new/benchmark.json"):
+    for bench in root.glob(f"**/{baseline}/benchmark.json"):
         meta = json.loads(bench.read_text())
         estimates = json.loads((bench.parent / "estimates.json").read_text())
         elements = (meta.get("throughput") or {}).get("Elements", 1)
@@ -59,6 +81,29 @@ def load(root: Path) -> tuple[dict[str, float], dict[str, tuple[float, float]]]:
         bounds = median["confidence_interval"]
         intervals[meta["full_id"]] = (bounds["lower_bound"] / elements, bounds["upper_bound"] / elements)
     return results, intervals
+
+
+def lookup_runs(root: Path) -> list[dict[str, float]]:
+    """Each saved lookup run's medians (ns per lookup), in run order."""
+    names = sorted({p.name for p in root.glob(f"lookup_*/*/{RUN_PREFIX}*")},
+                   key=lambda name: int(name.removeprefix(RUN_PREFIX) or 0))
+    return [load(root, name)[0] for name in names]
+
+
+def make_runs(count: int) -> None:
+    """Runs the lookup benchmark `count` times, saving run k as lookup-run<k>."""
+    for k in range(1, count + 1):
+        command = ["cargo", "bench", "-p", "procnotify-benches", "--bench", "lookup", "--", "--warm-up-time", "1",
+                   "--measurement-time", "2", "--save-baseline", f"{RUN_PREFIX}{k}"]
+        print(f"run {k}/{count}: {' '.join(command)}", file=sys.stderr)
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+
+
+def spread(values: list[float], fmt) -> str:
+    """`median (min–max)` of `values`."""
+    if not values:
+        return "n/a"
+    return f"{fmt(statistics.median(values))} ({fmt(min(values))}–{fmt(max(values))})"
 
 
 def fmt_ns(ns: float) -> str:
@@ -74,7 +119,10 @@ def verdict(met: bool, miss: str) -> str:
 
 
 class Report:
-    def __init__(self, results: dict[str, float], intervals: dict[str, tuple[float, float]], memory: dict | None):
+    def __init__(self, results: dict[str, float], intervals: dict[str, tuple[float, float]], memory: dict | None,
+                 runs: list[dict[str, float]], icount: dict | None):
+        self.runs = runs
+        self.icount = icount
         self.r = results
         self.ci = intervals
         self.memory = memory
@@ -91,45 +139,88 @@ class Report:
         modes = [
             ("lookup_by_index", "by index"),
             ("lookup_own_slot", "own slot (read)"),
-            ("lookup_own_slot_visit", "own slot + visit (driver read path)"),
+            ("lookup_own_slot_visit", "own slot + visit"),
         ]
+        runs = self.runs or [self.r]
         self.out("### 1. Lookup, one thread, hot cache")
         self.out()
-        self.out("Time per lookup as a ratio to `fixed_array` (lower is better); absolute median in brackets.")
+        self.out(f"Time per lookup as a ratio to `fixed_array` in the same run: median (min–max) over {len(runs)} "
+                 "run(s); below it the time per lookup, median (min–max). `procnotify_from_dpc` is the DPC "
+                 "routine's path (no lookup), in the own slot + visit column.")
         self.out()
         self.out("| contender | " + " | ".join(label for _, label in modes) + " |")
         self.out("|---|" + "---:|" * len(modes))
         for name in LOOKUP_CONTENDERS:
             cells = []
             for group, _ in modes:
-                value, base = self.get(f"{group}/{name}"), self.get(f"{group}/fixed_array")
-                cells.append("n/a" if value is None or base is None else f"{value / base:.2f}× ({fmt_ns(value)})")
+                pairs = [(run[f"{group}/{name}"], run[f"{group}/fixed_array"]) for run in runs
+                         if f"{group}/{name}" in run and f"{group}/fixed_array" in run]
+                if not pairs:
+                    cells.append("n/a")
+                    continue
+                ratios = spread([v / base for v, base in pairs], lambda x: f"{x:.2f}×")
+                times = spread([v for v, _ in pairs], lambda x: f"{x:.2f}")
+                cells.append(f"{ratios}<br>{times} ns")
             self.out(f"| `{name}` | " + " | ".join(cells) + " |")
         self.out()
         for group, label in modes:
-            table, base = self.get(f"{group}/{TABLE}"), self.get(f"{group}/fixed_array")
-            if table is None or base is None:
+            for name in (TABLE, READER):
+                ratios = [run[f"{group}/{name}"] / run[f"{group}/fixed_array"] for run in runs
+                          if f"{group}/{name}" in run and f"{group}/fixed_array" in run]
+                if ratios:
+                    self.verdicts.append((f"1. lookup, {label}, `{name}`: time ÷ fixed array (report only; the bound "
+                                          "is on instructions)",
+                                          spread(ratios, lambda x: f"{x:.2f}×") + f" over {len(ratios)} runs",
+                                          "reported"))
+
+    def instructions(self) -> None:
+        if not self.icount:
+            return
+        figures = self.icount["figures"]
+        modes = [("by_index", "lookup_by_index", "lookup by index"), ("own_slot", "lookup_own_slot", "own slot"),
+                 ("own_slot_visit", "lookup_own_slot_visit", "own slot + visit")]
+        self.out("### 1b. Instructions per lookup (callgrind)")
+        self.out()
+        self.out("From `scripts/callgrind.py`: the same loop functions as the timings, instructions per lookup "
+                 "(deterministic: the machine's load does not change them); ratio to `fixed_array` in brackets.")
+        self.out()
+        self.out("| contender | " + " | ".join(label for _, _, label in modes) + " |")
+        self.out("|---|" + "---:|" * len(modes))
+        for name in LOOKUP_CONTENDERS:
+            if name not in figures:
                 continue
-            ratio = table / base
-            present = [p for p in PEERS if self.get(f"{group}/{p}") is not None]
-            table_low, table_high = self.ci[f"{group}/{TABLE}"]
-            # A peer is faster when its whole confidence interval lies below the
-            # table's; overlapping intervals are a tie within noise.
-            faster = [p for p in present if self.ci[f"{group}/{p}"][1] < table_low]
-            tied = [p for p in present if p not in faster and self.ci[f"{group}/{p}"][0] <= table_high]
-            met = ratio <= LOOKUP_TARGET and not faster and not tied
-            misses = []
-            if ratio > LOOKUP_TARGET:
-                misses.append(f"{ratio:.2f}× the fixed array, {(ratio / LOOKUP_TARGET - 1) * 100:.0f}% over 1.25×")
-            for peer in faster:
-                misses.append(f"`{peer}` is {table / self.get(f'{group}/{peer}'):.2f}× faster")
-            for peer in tied:
-                misses.append(f"tied with `{peer}` ({self.get(f'{group}/{peer}') / table:.2f}×, intervals overlap)")
-            self.verdicts.append(
-                (f"1. lookup, {label}: ≤ 1.25× fixed array, faster than every peer",
-                 f"{ratio:.2f}× fixed", verdict(met, "(" + "; ".join(misses) + ")")))
+            cells = []
+            for variant, _, _ in modes:
+                value, base = figures[name].get(variant), figures.get("fixed_array", {}).get(variant)
+                cells.append("n/a" if value is None or not base else f"{value:.2f} ({value / base:.2f}×)")
+            self.out(f"| `{name}` | " + " | ".join(cells) + " |")
+        self.out()
+        self.out("Before and after (before: issue 11's figures for the segmented table with its directory; after: "
+                 "this run):")
+        self.out()
+        self.out("| operation | fixed array before | procnotify before | ratio before | fixed array now | "
+                 "`Table::get` now | ratio | `Reader::get` now | ratio |")
+        self.out("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for variant, group, label in modes:
+            fixed_before, table_before, ratio_before = BEFORE[group]
+            base = figures.get("fixed_array", {}).get(variant)
+            get, reader = figures.get(TABLE, {}).get(variant), figures.get(READER, {}).get(variant)
+            if base and get and reader:
+                self.out(f"| {label} | {fixed_before} | {table_before} | {ratio_before:.2f}× | "
+                         f"{base:.2f} | {get:.2f} | {get / base:.2f}× | {reader:.2f} | {reader / base:.2f}× |")
+        self.out()
+        base = figures.get("fixed_array", {}).get("by_index")
+        for name in (TABLE, READER):
+            value = figures.get(name, {}).get("by_index")
+            if base and value:
+                ratio = value / base
+                self.verdicts.append((f"1. lookup by index, `{name}`: ≤ 1.25× fixed array in instructions",
+                                      f"{ratio:.3f}× ({value:.2f} ÷ {base:.2f})",
+                                      verdict(ratio <= LOOKUP_TARGET, f"({(ratio / LOOKUP_TARGET - 1) * 100:.1f}% over)")))
 
     def contention(self) -> None:
+        if not any(k.startswith("contention_") for k in self.r):
+            return
         self.out("### 2. Reads under contention")
         self.out()
         self.out("Time per read per thread (reads/s per thread = 1 / time). "
@@ -143,6 +234,8 @@ class Report:
         for name in LOOKUP_CONTENDERS:
             steady = self.get(f"contention_steady/{name}")
             s1, grow = self.get(f"contention_steady_1/{name}"), self.get(f"contention_growing/{name}")
+            if steady is None and s1 is None and grow is None:
+                continue
             speedup = f"{steady / table_steady:.2f}×" if steady and table_steady else "n/a"
             kept = f"{s1 / grow * 100:.0f}%" if s1 and grow else "n/a"
             self.out(f"| `{name}` | {fmt_ns(steady) if steady else 'n/a'} | {speedup} | "
@@ -172,7 +265,7 @@ class Report:
         padded, unpadded = self.get("false_sharing/padded_slot"), self.get("false_sharing/unpadded")
         if not padded or not unpadded:
             return
-        self.out("### 3. False sharing")
+        self.out("### 2b. False sharing")
         self.out()
         self.out("| slots | time per bump per thread | ratio to padded |")
         self.out("|---|---:|---:|")
@@ -186,7 +279,7 @@ class Report:
         base = self.get(f"{g}/alloc_one_slot")
         if not base:
             return
-        self.out("### 4. Growth")
+        self.out("### 3. Growth")
         self.out()
         self.out("Per add, as a ratio to allocating one zeroed slot (`alloc_one_slot`, "
                  f"{fmt_ns(base)}) measured in the same run.")
@@ -238,28 +331,36 @@ class Report:
             self.verdicts.append(("4. bring-up of 2048 processors in the simulator (report only)",
                                   f"{fmt_ns(driver)}, {driver / c_style:.2f}× the C-style baseline", "reported"))
 
-        if self.memory:
-            m = self.memory
-            d = m["driver_4_of_2048"]
-            fixed = m["fixed_array_bytes"]
-            self.out(f"Memory (slot = {m['slot_bytes']} B, directory = {m['directory_bytes']} B, "
-                     f"preallocated array of {m['max']} = {fixed} B):")
-            self.out()
-            self.out("| present | slots allocated | bytes incl. directory | ÷ preallocated array | slots ÷ present |")
-            self.out("|---:|---:|---:|---:|---:|")
-            for row in m["sweep"]:
-                self.out(f"| {row['present']} | {row['slots']} | {row['total_bytes']} | "
-                         f"{row['total_bytes'] / fixed:.4f} | {row['slots'] / row['present']:.2f} |")
-            self.out()
-            limit = 2 * d["present"] * m["slot_bytes"]
-            worst = max(row["slots"] / row["present"] for row in m["sweep"])
-            met = d["slot_bytes"] <= limit and m["directory_bytes"] <= DIRECTORY_LIMIT and worst <= 2.0
-            self.verdicts.append((
-                "4. memory ≤ 2× slots present + ≤ 1 KiB directory",
-                f"4 of 2048 present (real driver): {d['slot_bytes']} B slots + {m['directory_bytes']} B directory = "
-                f"{d['total_bytes']} B vs {fixed} B preallocated ({fixed / d['total_bytes']:.0f}× less); "
-                f"worst slots ÷ present over the sweep {worst:.2f}",
-                verdict(met, "")))
+    def memory_section(self) -> None:
+        m = self.memory
+        if not m:
+            return
+        self.out("### 4. Memory")
+        self.out()
+        slot, fixed, overhead = m["slot_bytes"], m["fixed_array_bytes"], m["segment_overhead"]
+        self.out(f"Memory of the driver's table with a reported maximum of {m['max']} (slot = {slot} B; index = 8 B × "
+                 f"{m['max']}; each segment is one 128-byte-aligned pool request of its slots + {overhead} B; "
+                 f"a preallocated array of {m['max']} = {fixed} B of slots, {m['fixed_array_pool_bytes']} B from "
+                 "the pool):")
+        self.out()
+        self.out("| present | slots | slots ÷ present | slot bytes | index bytes | segments | pool bytes | "
+                 "pool ÷ slot bytes | slot pool bytes ÷ slot bytes |")
+        self.out("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for row in m["sweep"]:
+            slot_pool = row["slot_bytes"] + row["segments"] * overhead
+            self.out(f"| {row['present']} | {row['slots']} | {row['slots'] / row['present']:.2f} | "
+                     f"{row['slot_bytes']} | {row['index_bytes']} | {row['segments']} | {row['pool_bytes']} | "
+                     f"{row['pool_bytes'] / row['slot_bytes']:.2f} | {slot_pool / row['slot_bytes']:.2f} |")
+        self.out()
+        worst = max(row["slots"] / row["present"] for row in m["sweep"])
+        met = all(row["pool_bytes"] <= 2 * row["present"] * slot + row["index_bytes"] + 12 * overhead
+                  for row in m["sweep"])
+        self.verdicts.append((
+            "4/5. memory ≤ 2× present slots + 8 B × reported maximum + ≤ 12 segment overheads",
+            f"worst slots ÷ present {worst:.2f}; 4 present: "
+            + next((f"{r['pool_bytes']} B from the pool ({r['slot_bytes']} B slots, {r['index_bytes']} B index)"
+                    for r in m["sweep"] if r["present"] == 4), "n/a"),
+            verdict(met and worst <= 2.0, "")))
 
     def summary(self) -> None:
         self.out("### Verdicts")
@@ -290,22 +391,29 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dir", type=Path, default=None, help="criterion output directory")
     parser.add_argument("--write", type=Path, default=None, help="Markdown file whose marked section to replace")
+    parser.add_argument("--runs", type=int, default=0, help="make this many lookup runs first")
     args = parser.parse_args()
     root = args.dir or criterion_dir()
+    if args.runs:
+        make_runs(args.runs)
     results, intervals = load(root)
     if not results:
         print(f"no criterion results under {root}; run `cargo bench` first", file=sys.stderr)
         return 1
     memory_path = root / "memory.json"
     memory = json.loads(memory_path.read_text()) if memory_path.exists() else None
+    icount_path = root / "callgrind.json"
+    icount = json.loads(icount_path.read_text()) if icount_path.exists() else None
 
-    report = Report(results, intervals, memory)
+    report = Report(results, intervals, memory, lookup_runs(root), icount)
     report.out(f"Machine: {machine()}.")
     report.out()
     report.lookup()
+    report.instructions()
     report.contention()
     report.false_sharing()
     report.growth()
+    report.memory_section()
     report.summary()
     text = "\n".join(report.lines)
 

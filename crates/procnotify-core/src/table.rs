@@ -33,6 +33,9 @@ use crate::pool::PoolAllocator;
 use crate::sync::{AtomicBool, AtomicPtr, AtomicU8, AtomicU32, Ordering, UnsafeCell};
 use crate::values::{AllocError, MAX_PROCESSORS, NtStatus, ProcNumber};
 
+mod reader;
+pub use reader::Reader;
+
 /// Doubling segments needed for [`MAX_PROCESSORS`].
 pub const SEGMENTS: usize = 12;
 
@@ -254,20 +257,21 @@ impl<T, A: PoolAllocator> Table<T, A> {
     }
 
     /// The slot for processor `index`, once linked. Wait-free: a bounds check
-    /// and one `Acquire` load.
+    /// and one `Acquire` load (the same as [`Reader::get`]).
     #[inline]
     #[must_use]
     #[cfg_attr(procnotify_no_panic, no_panic::no_panic)]
     pub fn get(&self, index: u32) -> Option<&Slot<T>> {
-        if index >= self.capacity {
-            return None;
-        }
-        // Acquire: pairs with the Release store in `Writer::get_or_insert`, so
-        // the slot's value and number are initialised before we read them.
-        let slot = self.link(index).load(Ordering::Acquire);
-        // SAFETY: non-null entries point at linked slots, which stay in place
-        // until the table is dropped; `&self` prevents that.
-        unsafe { slot.as_ref() }
+        self.reader().get(index)
+    }
+
+    /// A [`Reader`]: the index pointer and capacity copied once, for a loop
+    /// that looks up many processors without reloading them after each
+    /// `Acquire` load.
+    #[inline]
+    #[must_use]
+    pub fn reader(&self) -> Reader<'_, T> {
+        Reader::new(self)
     }
 
     /// The value for processor `index`, once its slot is linked.

@@ -1,9 +1,10 @@
-//! Issue 4, item 4: growth and memory.
+//! Growth and memory.
 //!
-//! - `growth_add_start`: the AddStart path (ensure + payload init + publish,
-//!   through the real `notify::apply`) on a table over the global allocator.
-//!   Baseline: allocating one zeroed slot (`alloc_one_slot`), what a driver
-//!   that allocates per processor pays at minimum.
+//! - `growth_add_start`: the AddStart path (segment allocation on first use,
+//!   value initialisation, link, state, through the table's public writer)
+//!   on a table over the C heap. Baseline: allocating one zeroed slot
+//!   (`alloc_one_slot`), what a driver that allocates per processor pays at
+//!   minimum.
 //!   - `table_bring_up`: AddStart for indices 1 .. 2048 on a fresh table,
 //!     per add (amortised over the 11 segment allocations).
 //!   - `table_first_add/{8,1024}`: the one add that allocates the segment
@@ -24,17 +25,15 @@
 //!   2047 hot-adds, with a minimal C-style driver registered through the same
 //!   simulated `KeRegisterProcessorChangeCallback`, whose callback flips a state
 //!   byte in an array of 2048 slots preallocated at load. `procnotify_driver`
-//!   is the real driver (`Driver::load(SimOs)`): table growth, the state
+//!   is the real driver (`SimOs::load_monitor`): table growth, the state
 //!   machine, one trace line per notification and one DPC per AddComplete.
-//! - Memory (computed, printed, and written to `<criterion dir>/memory.json`
-//!   for `scripts/bench-report.py`): table bytes plus directory at 4 present
-//!   of 2048, against a preallocated array of 2048 slots.
-
-mod peers;
+//! - Memory (computed by `procnotify_benches::memory`, printed, and written to
+//!   `<criterion dir>/memory.json` for `scripts/bench-report.py`): slot bytes,
+//!   index bytes and what the Windows pool is asked for, for 1 .. 2048 present
+//!   of 2048.
 
 use std::alloc::Layout;
 use std::ffi::c_void;
-use std::fmt::Write as _;
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::ptr::NonNull;
@@ -42,17 +41,19 @@ use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group};
-use peers::{BenchTable, Counter, Heap, MAX, NoPayload};
-use procnotify::notify::Kind;
-use procnotify::os::{ADD_EXISTING, PoolAllocator};
-use procnotify::sim::{Config, HotAdd, NotifyContext, SimAllocator, SimDpc, SimKernel, SimOs};
-use procnotify::{Driver, NtStatus, Slot, Table};
+use procnotify_benches::memory::{self, Footprint};
+use procnotify_benches::peers::Counter;
+use procnotify_benches::table::{BenchTable, Visits, table_with};
+use procnotify_benches::{MAX, table};
+use procnotify_core::{ADD_EXISTING, NotifyState, NtStatus, PoolAllocator, Slot};
+use procnotify_sim::kit::Heap;
+use procnotify_sim::{Config, Handle, HotAdd, NotifyContext, SimAllocator, SimKernel, SimOs};
 
 /// One slot's memory from the allocator, returned on drop (outside the timing).
 struct OneSlot(NonNull<u8>);
 
 impl OneSlot {
-    const LAYOUT: Layout = Layout::new::<Slot<NoPayload>>();
+    const LAYOUT: Layout = Layout::new::<Slot<Visits>>();
 
     fn new() -> Self {
         Self(Heap.allocate(Self::LAYOUT).expect("allocate one slot"))
@@ -68,12 +69,12 @@ impl Drop for OneSlot {
 
 /// A fresh table with `0 .. present` brought up.
 fn table(present: u32) -> BenchTable {
-    peers::table_with(present, MAX)
+    table_with(present, MAX)
 }
 
 fn add_start(table: &BenchTable, indices: std::ops::Range<u32>) {
     for index in indices {
-        peers::deliver(table, Kind::AddStart, index);
+        black_box(table::add_start(table, index));
     }
 }
 
@@ -181,7 +182,7 @@ struct CStyleDriver {
 }
 
 impl CStyleDriver {
-    fn load(kernel: &SimKernel) -> (Self, procnotify::sim::Handle) {
+    fn load(kernel: &SimKernel) -> (Self, Handle) {
         let max = kernel.config().reported_max;
         let layout = Layout::array::<CSlot>(max as usize).expect("slot array layout");
         let pool = kernel.pool().clone();
@@ -207,11 +208,11 @@ fn c_style_callback(context: *mut c_void, change: &NotifyContext, _status: &mut 
     if change.nt_number >= MAX {
         return;
     }
-    let state = match Kind::from_raw(change.state) {
-        Some(Kind::AddStart) => 1,
-        Some(Kind::AddComplete) => 2,
-        Some(Kind::AddFailure) => 0,
-        None => return,
+    let state = match NotifyState::try_from(change.state) {
+        Ok(NotifyState::AddStart) => 1,
+        Ok(NotifyState::AddComplete) => 2,
+        Ok(NotifyState::AddFailure) => 0,
+        Err(_) => return,
     };
     // SAFETY: `context` is the array of `MAX` slots allocated at load and the
     // index is in bounds (checked above), so the offset stays inside it.
@@ -251,7 +252,7 @@ fn bring_up_group(c: &mut Criterion) {
         b.iter_batched(
             || SimKernel::boot(Config::new(1, MAX)),
             |kernel| {
-                let driver = Driver::load(SimOs::new(&kernel)).expect("driver loads");
+                let driver = SimOs::load_monitor(&kernel).expect("driver loads");
                 hot_add_all(&kernel);
                 driver.unload();
                 kernel
@@ -265,68 +266,57 @@ fn bring_up_group(c: &mut Criterion) {
 // ---------------------------------------------------------------------------
 // Memory.
 
-/// Where criterion writes its results (its own rule: `$CRITERION_HOME`, else
-/// `$CARGO_TARGET_DIR/criterion`, else `target/criterion`).
+/// Where criterion writes its results: `$CRITERION_HOME`, else
+/// `$CARGO_TARGET_DIR/criterion`, else the workspace's `target/criterion`
+/// (whatever directory the benchmark runs in: `cargo test` runs it in the
+/// package's).
 fn criterion_dir() -> PathBuf {
     if let Some(home) = std::env::var_os("CRITERION_HOME") {
         return PathBuf::from(home);
     }
-    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from).join("criterion")
+    let workspace = || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("target");
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(workspace, PathBuf::from).join("criterion")
 }
 
-/// Bytes of a table with `0 .. present` ensured: (slots, slot bytes).
-fn table_bytes(present: u32) -> (u32, usize) {
-    let table = BenchTable::new(MAX, Heap);
-    for index in 0..present {
-        table.ensure(index).expect("ensure");
-    }
-    (table.allocated_slots(), table.allocated_bytes())
+fn row(f: &Footprint) -> String {
+    format!(
+        "{{\"present\": {}, \"slots\": {}, \"slot_bytes\": {}, \"index_bytes\": {}, \"segments\": {}, \
+         \"pool_bytes\": {}}}",
+        f.present, f.slots, f.slot_bytes, f.index_bytes, f.segments, f.pool_bytes
+    )
 }
 
 fn memory_report() {
-    let slot = size_of::<Slot<SimDpc>>();
-    let directory = Table::<SimDpc, SimAllocator>::directory_bytes();
+    let slot = memory::SLOT_BYTES;
     let fixed = MAX as usize * slot;
-
-    // The real driver in the simulator: 4 processors present, 2048 possible.
-    let kernel = SimKernel::boot(Config::new(4, MAX));
-    let driver = Driver::load(SimOs::new(&kernel)).expect("driver loads");
-    let present = driver.context().present();
-    let slots = driver.context().table().allocated_slots();
-    let bytes = driver.context().table().allocated_bytes();
-    driver.unload();
-
-    let mut json = String::new();
-    let _ = write!(
-        json,
-        "{{\n  \"slot_bytes\": {slot},\n  \"directory_bytes\": {directory},\n  \"max\": {MAX},\n  \
-         \"fixed_array_bytes\": {fixed},\n  \"driver_4_of_2048\": {{\"present\": {present}, \"slots\": {slots}, \
-         \"slot_bytes\": {bytes}, \"total_bytes\": {}}},\n  \"sweep\": [",
-        bytes + directory
-    );
-    println!("memory: slot {slot} B, directory {directory} B, fixed array of {MAX}: {fixed} B");
-    println!(
-        "memory: driver with {present} of {MAX} present: {slots} slots, {bytes} B + {directory} B directory = {} B \
-         ({:.4} of the fixed array)",
-        bytes + directory,
-        ratio(bytes + directory, fixed)
-    );
     let sweep = [1_u32, 2, 3, 4, 5, 8, 9, 64, 65, 1024, 1025, 2048];
-    for (n, &present) in sweep.iter().enumerate() {
-        let (slots, bytes) = table_bytes(present);
-        let separator = if n + 1 == sweep.len() { "" } else { "," };
-        let _ = write!(
-            json,
-            "\n    {{\"present\": {present}, \"slots\": {slots}, \"slot_bytes\": {bytes}, \"total_bytes\": {}}}{separator}",
-            bytes + directory
-        );
+    let rows: Vec<Footprint> = sweep.iter().map(|&present| memory::footprint(present, MAX)).collect();
+    println!(
+        "memory: slot {slot} B, fixed array of {MAX}: {fixed} B (pool request {} B)",
+        memory::pool_request(fixed, slot)
+    );
+    for f in &rows {
         println!(
-            "memory: {present:>4} present: {slots:>4} slots ({:.2}x present), {:>7} B with directory",
-            f64::from(slots) / f64::from(present),
-            bytes + directory
+            "memory: {:>4} present: {:>4} slots ({:.2}x present) = {:>6} B, index {} B, {:>2} segments, pool {:>6} B \
+             ({:.2}x slot bytes)",
+            f.present,
+            f.slots,
+            f64::from(f.slots) / f64::from(f.present),
+            f.slot_bytes,
+            f.index_bytes,
+            f.segments,
+            f.pool_bytes,
+            ratio(f.pool_bytes, f.slot_bytes)
         );
     }
-    json.push_str("\n  ]\n}\n");
+    let body: Vec<String> = rows.iter().map(|f| format!("    {}", row(f))).collect();
+    let json = format!(
+        "{{\n  \"slot_bytes\": {slot},\n  \"max\": {MAX},\n  \"fixed_array_bytes\": {fixed},\n  \
+         \"fixed_array_pool_bytes\": {},\n  \"segment_overhead\": {},\n  \"sweep\": [\n{}\n  ]\n}}\n",
+        memory::pool_request(fixed, slot),
+        memory::pool_request(0, slot),
+        body.join(",\n")
+    );
     let dir = criterion_dir();
     if std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(dir.join("memory.json"), json)).is_err() {
         eprintln!("memory: could not write {}", dir.join("memory.json").display());
@@ -340,7 +330,7 @@ fn ratio(a: usize, b: usize) -> f64 {
 
 criterion_group! {
     name = benches;
-    config = peers::config();
+    config = procnotify_benches::config();
     targets = add_start_group, bring_up_group
 }
 

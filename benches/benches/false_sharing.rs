@@ -1,16 +1,14 @@
-//! Issue 4, item 3: false sharing. One thread per core, each bumping its own
+//! False sharing. One thread per core, each bumping its own
 //! processor's counter with a `Relaxed` `fetch_add`, a fixed number of times
 //! after a start barrier.
 //!
 //! - `false_sharing/padded_slot`: the table's real `Slot` (`repr(align(128))`
-//!   on x86-64), bumped through `Slot::visit`.
+//!   on x86-64), its value's counter bumped.
 //! - `false_sharing/unpadded`: the same counters packed side by side in a
 //!   `#[repr(C)]` array of `AtomicU64`, so neighbouring processors' counters
 //!   share a cache line.
 //!
 //! Criterion's time per iteration is the slowest thread's time per bump.
-
-mod peers;
 
 use std::sync::Barrier;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,6 +16,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
+use procnotify_benches::table::table_with;
 
 /// Counters packed together, as a naive per-processor array would be.
 #[repr(C)]
@@ -60,13 +59,13 @@ fn false_sharing(c: &mut Criterion) {
     let mut group = c.benchmark_group("false_sharing");
     group.sampling_mode(SamplingMode::Flat).throughput(Throughput::Elements(1));
 
-    let table = peers::table_with(threads, peers::MAX);
+    let table = table_with(threads, procnotify_benches::MAX);
     let slots: Vec<_> = (0..threads).map(|index| table.get(index).expect("slot brought up")).collect();
     group.bench_function("padded_slot", |b| {
         b.iter_custom(|iters| {
             run(threads, iters, &|thread| {
                 if let Some(slot) = slots.get(thread as usize) {
-                    slot.visit();
+                    slot.value().bump();
                 }
             })
         });
@@ -87,7 +86,7 @@ fn false_sharing(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = peers::config();
+    config = procnotify_benches::config();
     targets = false_sharing
 }
 criterion_main!(benches);

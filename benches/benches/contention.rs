@@ -1,4 +1,4 @@
-//! Issue 4, item 2: reads under contention, with and without a concurrent
+//! reads under contention, with and without a concurrent
 //! grower.
 //!
 //! Each reader thread runs "on" its own simulated processor and performs the
@@ -13,7 +13,7 @@
 //!   running: the baseline for the growing case.
 //! - `contention_growing`: the same `cores - 1` readers plus one grower thread
 //!   that adds processors without pause (the table: the real AddStart path
-//!   through `notify::apply`, then AddFailure so the index can be re-added; the
+//!   through the table's writer, then AddFailure so the index can be re-added; the
 //!   peers: push under the write lock / copy-and-swap, starting over when
 //!   full). The grower gets the remaining core, so what is measured is the
 //!   structure's interference with readers, not two threads time-sharing a
@@ -27,15 +27,15 @@
 //! The fixed array cannot grow and `thread_local` grows only when a new thread
 //! touches it, so neither has a growing case.
 
-mod peers;
-
 use std::sync::Barrier;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
-use peers::{Boxcar, CopyOnGrow, Fixed, Grow, MAX, MutexLocked, PRESENT, PerCpu, PerThread, RwLocked, Segmented};
+use procnotify_benches::peers::{Boxcar, CopyOnGrow, Fixed, MutexLocked, PerThread, RwLocked};
+use procnotify_benches::table::Segmented;
+use procnotify_benches::{Grow, MAX, PRESENT, PerCpu};
 
 /// Threads that can run at once on this host.
 fn cores() -> u32 {
@@ -63,13 +63,14 @@ where
             .map(|reader| {
                 let start = &start;
                 scope.spawn(move || {
-                    peers::set_current_processor(reader);
+                    procnotify_benches::set_current_processor(reader);
+                    let view = contender.view();
                     // First touch outside the timing (thread_local inserts here).
-                    contender.visit_own();
+                    C::visit_own(view);
                     start.wait();
                     let began = Instant::now();
                     for _ in 0..iters {
-                        contender.visit_own();
+                        C::visit_own(view);
                     }
                     began.elapsed()
                 })
@@ -171,7 +172,7 @@ fn contention(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = peers::config();
+    config = procnotify_benches::config();
     targets = contention
 }
 criterion_main!(benches);

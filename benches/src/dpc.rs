@@ -1,0 +1,114 @@
+//! The driver's real read path: the DPC routine receives its `KDPC`'s
+//! address, and the `KDPC` lives at the start of the processor's
+//! [`PerProcessor`], so `PerProcessor::from_dpc` finds the value with no
+//! lookup at all (a pointer cast). Measured here with procnotify-core's own
+//! [`Monitor`] hooks over a trivial [`TargetedDpc`] ([`BenchDpc`], the size
+//! of an x64 `KDPC`) and the test kit's [`MiniOs`].
+
+use std::hint::black_box;
+use std::mem::MaybeUninit;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use procnotify_core::monitor::{Monitor, PerProcessor, TargetedDpc};
+use procnotify_core::{Cpu, Hooks, NtStatus, PoolAllocator, ProcNumber, SlotState, Table};
+use procnotify_sim::kit::{Heap, MiniOs};
+
+use crate::BATCH;
+
+/// A DPC that only records that it was queued; 64 bytes, the size of a
+/// `KDPC` on x64, so the slot is laid out as the Windows driver's.
+#[repr(C)]
+pub struct BenchDpc {
+    queued: AtomicBool,
+    _kdpc: [u8; 63],
+}
+
+// Every `TargetedDpc` method is infallible here: `init` writes the value,
+// `queue` flips the flag.
+impl TargetedDpc for BenchDpc {
+    type Os = MiniOs;
+
+    fn init<'a>(_os: &MiniOs, place: &'a mut MaybeUninit<Self>) -> Result<&'a mut Self, NtStatus> {
+        Ok(place.write(Self { queued: AtomicBool::new(false), _kdpc: [0; 63] }))
+    }
+
+    fn queue(&self, _os: &MiniOs, _target: ProcNumber) -> Result<bool, NtStatus> {
+        // Relaxed: a flag nobody else reads for ordering.
+        Ok(!self.queued.swap(true, Ordering::Relaxed))
+    }
+}
+
+/// procnotify's per-processor value, as the benchmarks build it.
+pub type Value = PerProcessor<BenchDpc>;
+
+/// A table of procnotify's own values, filled by [`Monitor::init`] through
+/// the public writer, and the DPC address of one of them.
+pub struct DpcBench {
+    table: Table<Value, Heap>,
+    os: MiniOs,
+}
+
+impl DpcBench {
+    /// `0 .. present` online out of `max`.
+    ///
+    /// # Panics
+    ///
+    /// When the table cannot be allocated.
+    pub fn new(present: u32, max: u32) -> Self {
+        let os = MiniOs { processors: present, max };
+        let table = Table::new(max, Heap).expect("allocate the table's index");
+        bring_up(&table, present, os);
+        Self { table, os }
+    }
+
+    /// What the kernel passes the DPC routine of processor `index`: its DPC's
+    /// address.
+    pub fn dpc_of(&self, index: u32) -> Option<NonNull<BenchDpc>> {
+        self.table.value(index).map(|value| NonNull::from(value.dpc()))
+    }
+
+    /// The OS the values log through.
+    pub fn os(&self) -> &MiniOs {
+        &self.os
+    }
+
+    /// The visits processor `index` has counted.
+    pub fn visits(&self, index: u32) -> Option<u64> {
+        self.table.value(index).map(|value| value.counters().visits)
+    }
+}
+
+/// Brings `0 .. present` online in `table` with [`Monitor::init`] (the
+/// driver's own hooks) through the public writer.
+///
+/// # Panics
+///
+/// When a slot cannot be created or another writer exists.
+pub fn bring_up<A: PoolAllocator>(table: &Table<Value, A>, present: u32, os: MiniOs) {
+    let monitor = Monitor::<BenchDpc>::new(os);
+    let mut writer = table.writer().expect("the only writer");
+    for index in 0..present {
+        let cpu = Cpu { index, number: ProcNumber::dense(index) };
+        let slot = writer.get_or_insert(index, cpu.number, |place| monitor.init(cpu, place));
+        assert!(slot.is_ok() && writer.set_state(index, SlotState::Online), "bring up {index}");
+    }
+}
+
+/// [`BATCH`] runs of the DPC routine's work: `PerProcessor::from_dpc` on the
+/// address the kernel passes (opaque to the compiler: `black_box`), then
+/// `PerProcessor::visit` (a `Relaxed` `fetch_add` and the trace line, which
+/// `MiniOs::log` only counts).
+///
+/// # Safety
+///
+/// `dpc` comes from [`DpcBench::dpc_of`] of a `DpcBench` that is still alive.
+#[inline(never)]
+pub unsafe fn from_dpc_visit(dpc: NonNull<BenchDpc>, os: &MiniOs) {
+    for _ in 0..BATCH {
+        // SAFETY: the `dpc` field of a live `PerProcessor<BenchDpc>` in a
+        // table slot (the caller's promise), which outlives this call.
+        let value = unsafe { PerProcessor::from_dpc(black_box(dpc)) };
+        value.visit(os);
+    }
+}

@@ -1,0 +1,130 @@
+//! Memory as the Windows pool sees it.
+//!
+//! The table makes one allocation for its index (`capacity` pointers, 8-byte
+//! aligned) and one per doubling segment of slots (128-byte aligned on
+//! x86-64). `procnotify-wdk`'s `NonPagedPool` (crates/procnotify-wdk/src/pool.rs,
+//! Windows only, so not compiled here) asks `ExAllocatePool2` for exactly
+//! the size when the alignment is at most 16 bytes (what the pool guarantees
+//! on 64-bit Windows), and for `size + alignment + 8` otherwise: it places
+//! the block at the first aligned address at least 8 bytes in and keeps the
+//! pool's own pointer in the word below it. [`pool_request`] is that formula.
+//!
+//! [`footprint`] builds the table the driver keeps (procnotify's own
+//! `PerProcessor` values with a 64-byte DPC, the size of an x64 `KDPC`) over
+//! the simulator's accounting pool and reads procnotify-core's public figures
+//! (`allocated_slots`, `slot_bytes`, `index_bytes`) and the pool's count of
+//! allocations; the formula turns them into what the pool is asked for.
+//! The pool's own per-block bookkeeping inside `ExAllocatePool2` is not
+//! visible to a driver and not counted.
+
+use std::sync::atomic::AtomicPtr;
+
+use procnotify_core::table::CACHE_LINE;
+use procnotify_core::{Slot, Table};
+use procnotify_sim::SimAllocator;
+use procnotify_sim::kit::MiniOs;
+
+use crate::dpc::{self, Value};
+
+/// `MEMORY_ALLOCATION_ALIGNMENT` on 64-bit Windows: what `ExAllocatePool2`
+/// guarantees for any request (mirrors `procnotify-wdk`'s pool).
+pub const POOL_ALIGNMENT: usize = 16;
+
+/// The word `NonPagedPool` keeps below an over-aligned block.
+pub const HEADER: usize = size_of::<*mut u8>();
+
+/// Bytes `NonPagedPool` asks `ExAllocatePool2` for, for a block of `size`
+/// bytes aligned to `align`.
+pub const fn pool_request(size: usize, align: usize) -> usize {
+    if align > POOL_ALIGNMENT { size + align + HEADER } else { size }
+}
+
+/// One table's memory with `present` of `max` processors online.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Footprint {
+    /// Processors online.
+    pub present: u32,
+    /// The reported maximum: the table's capacity.
+    pub max: u32,
+    /// `Table::allocated_slots`.
+    pub slots: u32,
+    /// `Table::slot_bytes`.
+    pub slot_bytes: usize,
+    /// `Table::index_bytes`.
+    pub index_bytes: usize,
+    /// Slot segments allocated (the pool's allocations minus the index).
+    pub segments: usize,
+    /// What the pool is asked for: [`pool_request`] of the index and of each
+    /// segment.
+    pub pool_bytes: usize,
+}
+
+impl Footprint {
+    /// Pool bytes for the slots alone (segments with their alignment
+    /// overhead), without the index.
+    pub fn slot_pool_bytes(&self) -> usize {
+        self.pool_bytes - pool_request(self.index_bytes, align_of::<AtomicPtr<Slot<Value>>>())
+    }
+}
+
+/// Size of one slot of the driver's table.
+pub const SLOT_BYTES: usize = size_of::<Slot<Value>>();
+
+/// The driver's table with `0 .. present` online out of `max`, measured.
+///
+/// # Panics
+///
+/// When the simulator's pool disagrees with the table's own figures (the
+/// pool holds exactly the index and the slots), or allocation fails.
+pub fn footprint(present: u32, max: u32) -> Footprint {
+    let pool = SimAllocator::new();
+    let table = Table::<Value, SimAllocator>::new(max, pool.clone()).expect("allocate the index");
+    dpc::bring_up(&table, present, MiniOs { processors: present, max });
+    let stats = pool.stats();
+    let (slot_bytes, index_bytes) = (table.slot_bytes(), table.index_bytes());
+    assert_eq!(stats.bytes_live, slot_bytes + index_bytes, "the pool holds the index and the slots, nothing else");
+    let segments = usize::try_from(stats.allocations).expect("allocation count") - 1;
+    let index_request = pool_request(index_bytes, align_of::<AtomicPtr<Slot<Value>>>());
+    // Every segment is one over-aligned request: its slots plus the
+    // alignment and the saved pointer.
+    let pool_bytes = index_request + slot_bytes + segments * pool_request(0, CACHE_LINE);
+    Footprint { present, max, slots: table.allocated_slots(), slot_bytes, index_bytes, segments, pool_bytes }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slot_is_one_cache_line_like_the_drivers() {
+        assert_eq!(SLOT_BYTES, CACHE_LINE);
+    }
+
+    /// The memory bound of docs/benchmarks.md, over a sweep of present counts
+    /// (every count up to 70, and each power of two up to 2048 with its
+    /// neighbours): slots at most twice those present, the index 8 bytes per
+    /// possible processor, and one over-aligned pool request per segment, at
+    /// most 12 segments (1 + the bit length of 2047).
+    #[test]
+    fn memory_bound_holds_over_the_sweep() {
+        let max = crate::MAX;
+        let edges = (7..=11).flat_map(|k| [(1 << k) - 1, 1 << k, (1 << k) + 1]);
+        for present in (1..=70).chain(edges).filter(|&p| p <= max) {
+            let f = footprint(present, max);
+            assert!(f.slots >= present && f.slots <= 2 * present, "{f:?}");
+            assert_eq!(f.index_bytes, 8 * max as usize, "{f:?}");
+            assert_eq!(f.slot_bytes, f.slots as usize * SLOT_BYTES, "{f:?}");
+            let bits = (u32::BITS - (present - 1).leading_zeros()) as usize;
+            assert_eq!(f.segments, 1 + bits, "{f:?}");
+            let bound = 2 * present as usize * SLOT_BYTES + 8 * max as usize + 12 * (CACHE_LINE + HEADER);
+            assert!(f.pool_bytes <= bound, "{f:?} over {bound}");
+        }
+    }
+
+    #[test]
+    fn pool_request_matches_the_windows_layer() {
+        assert_eq!(pool_request(16_384, 8), 16_384);
+        assert_eq!(pool_request(128, 128), 128 + 128 + 8);
+        assert_eq!(pool_request(100, 16), 100);
+    }
+}
