@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 bound="${LOOKUP_BOUND:-1.25}"
 if ! command -v valgrind >/dev/null; then
     if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
-        apt-get install -y -qq valgrind >/dev/null
+        apt-get update -qq && apt-get install -y -qq valgrind >/dev/null
     else
         echo "callgrind: FAILED: valgrind is required (apt-get install valgrind)"
         exit 1

@@ -17,7 +17,7 @@ not tell the copy from the working tree, so that run could reuse a mutated
 build.
 
 The sites are every non-Relaxed ordering on a loom-modelled atomic in
-procnotify-core: `table.rs` (the link, the slot state, the writer token).
+procnotify-core: `table/` (the link, the slot state, the writer token).
 `lifecycle.rs` is a pure function (no atomics); `engine.rs` uses only Relaxed
 (statistics and the recorded status, documented there). `driver.rs`'s
 `DriverCell` state word uses `core` atomics, which loom does not see; it is
@@ -37,22 +37,22 @@ CORE = "crates/procnotify-core/src"
 
 # (file, site, exact text, weakened text)
 SITES = [
-    ("table.rs", "links[i] store (Writer::get_or_insert)",
+    ("table/writer.rs", "links[i] store (Writer::get_or_insert)",
      "self.table.link(index).store(ptr::from_ref(slot).cast_mut(), Ordering::Release);",
      "self.table.link(index).store(ptr::from_ref(slot).cast_mut(), Ordering::Relaxed);"),
-    ("table.rs", "links[i] load (Table::get)",
-     "let slot = self.link(index).load(Ordering::Acquire);",
-     "let slot = self.link(index).load(Ordering::Relaxed);"),
-    ("table.rs", "Slot::state store (Writer::set_state)",
+    ("table/reader.rs", "links[i] load (Reader::get, behind Table::get)",
+     "let slot = entry.load(Ordering::Acquire);",
+     "let slot = entry.load(Ordering::Relaxed);"),
+    ("table/writer.rs", "Slot::state store (Writer::set_state)",
      "slot.state.store(state as u8, Ordering::Release);",
      "slot.state.store(state as u8, Ordering::Relaxed);"),
-    ("table.rs", "Slot::state load (Slot::state)",
+    ("table/slot.rs", "Slot::state load (Slot::state)",
      "SlotState::from_bits(self.state.load(Ordering::Acquire))",
      "SlotState::from_bits(self.state.load(Ordering::Relaxed))"),
-    ("table.rs", "writing swap (Table::writer)",
+    ("table/mod.rs", "writing swap (Table::writer)",
      "self.writing.swap(true, Ordering::Acquire)",
      "self.writing.swap(true, Ordering::Relaxed)"),
-    ("table.rs", "writing store (Writer::drop)",
+    ("table/writer.rs", "writing store (Writer::drop)",
      "self.table.writing.store(false, Ordering::Release);",
      "self.table.writing.store(false, Ordering::Relaxed);"),
 ]

@@ -25,16 +25,18 @@
 
 use core::alloc::Layout;
 use core::marker::PhantomData;
-use core::mem::MaybeUninit;
 use core::ptr::{self, NonNull};
 
-use crate::lifecycle::SlotState;
 use crate::pool::PoolAllocator;
-use crate::sync::{AtomicBool, AtomicPtr, AtomicU8, AtomicU32, Ordering, UnsafeCell};
-use crate::values::{AllocError, MAX_PROCESSORS, NtStatus, ProcNumber};
+use crate::sync::{AtomicBool, AtomicPtr, AtomicU32, Ordering, UnsafeCell};
+use crate::values::{AllocError, MAX_PROCESSORS};
 
 mod reader;
+mod slot;
+mod writer;
 pub use reader::Reader;
+pub use slot::{CACHE_LINE, Slot};
+pub use writer::{InsertError, Writer};
 
 /// Doubling segments needed for [`MAX_PROCESSORS`].
 pub const SEGMENTS: usize = 12;
@@ -62,118 +64,6 @@ const fn segment_start(segment: usize) -> u32 {
 const fn segment_span(segment: usize) -> u32 {
     let start = segment_start(segment);
     if start == 0 { 1 } else { start }
-}
-
-/// Cache-line size slots are padded to: 128 bytes on x86-64 and AArch64,
-/// where the adjacent-line prefetcher pulls lines in pairs.
-#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-pub const CACHE_LINE: usize = 128;
-/// Cache-line size slots are padded to.
-#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-pub const CACHE_LINE: usize = 64;
-
-/// One processor's slot: its lifecycle state and the user's `T`.
-///
-/// Only linked slots are ever handed out, so [`Slot::value`] is always a
-/// whole `T`.
-#[cfg_attr(any(target_arch = "x86_64", target_arch = "aarch64"), repr(C, align(128)))]
-#[cfg_attr(not(any(target_arch = "x86_64", target_arch = "aarch64")), repr(C, align(64)))]
-pub struct Slot<T> {
-    /// The user's value. Written once, by the writer, before the slot is
-    /// linked (the index entry's `Release` store publishes it); only shared
-    /// afterwards; dropped with the table.
-    value: UnsafeCell<MaybeUninit<T>>,
-    /// Group and number. Written with the value, published the same way.
-    number: UnsafeCell<ProcNumber>,
-    /// System-wide index. Written when the segment is allocated.
-    index: u32,
-    /// A [`SlotState`]. `Release` stores by the writer after each hook;
-    /// `Acquire` loads by readers, so a reader that sees a state also sees
-    /// what the hook that led to it wrote into the value.
-    state: AtomicU8,
-}
-
-// SAFETY: `&Slot<T>` gives out `&T` on any thread, which needs `T: Sync`; the
-// value is written only before the slot is published. Every other field is
-// atomic or, likewise, written only before publication.
-unsafe impl<T: Sync> Sync for Slot<T> {}
-// SAFETY: a slot owns its `T`; sending the owner sends the `T`.
-unsafe impl<T: Send> Send for Slot<T> {}
-
-impl<T> Slot<T> {
-    fn vacant(index: u32) -> Self {
-        Self {
-            value: UnsafeCell::new(MaybeUninit::uninit()),
-            number: UnsafeCell::new(ProcNumber::default()),
-            index,
-            state: AtomicU8::new(SlotState::Vacant as u8),
-        }
-    }
-
-    /// The system-wide processor index (`NtNumber`).
-    #[inline]
-    #[must_use]
-    pub fn index(&self) -> u32 {
-        self.index
-    }
-
-    /// Group and group-relative number, as the `AddStart` (or adopting
-    /// `AddComplete`) that created the value reported them.
-    #[inline]
-    #[must_use]
-    pub fn proc_number(&self) -> ProcNumber {
-        // SAFETY: written before the slot was linked, never again; every
-        // `&Slot` outside the writer comes from an `Acquire` load of the link.
-        self.number.with(|number| unsafe { *number })
-    }
-
-    /// The lifecycle state. `Acquire`: pairs with the writer's `Release` store
-    /// in [`Writer::set_state`], so what the hook wrote before it is visible.
-    #[inline]
-    #[must_use]
-    pub fn state(&self) -> SlotState {
-        SlotState::from_bits(self.state.load(Ordering::Acquire))
-    }
-
-    /// The user's value.
-    #[inline]
-    #[must_use]
-    pub fn value(&self) -> &T {
-        // Under loom the read is recorded here, and every later use of the
-        // reference follows it in program order.
-        self.value.with(|value| {
-            // SAFETY: the cell's pointer is valid for the slot's lifetime, and
-            // the value is only shared once the slot is linked.
-            let value = unsafe { &*value };
-            // SAFETY: a `&Slot` is only handed out once linked, and a slot is
-            // linked only after its value was initialised
-            // (`Writer::get_or_insert`); it is dropped only with the table,
-            // which outlives `&self`.
-            unsafe { value.assume_init_ref() }
-        })
-    }
-}
-
-/// Why [`Writer::get_or_insert`] produced no slot.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum InsertError {
-    /// The index is at or past the table's capacity.
-    OutOfRange,
-    /// The allocator failed.
-    Alloc(AllocError),
-    /// The initialiser failed with this status (or returned a reference to
-    /// something other than the place it was given: `STATUS_UNSUCCESSFUL`).
-    Init(NtStatus),
-}
-
-impl From<InsertError> for NtStatus {
-    fn from(error: InsertError) -> Self {
-        match error {
-            InsertError::OutOfRange => Self::INVALID_PARAMETER,
-            InsertError::Alloc(e) => e.into(),
-            InsertError::Init(status) => status,
-        }
-    }
 }
 
 /// The per-processor table. See the [module documentation](self).
@@ -385,112 +275,6 @@ impl<T, A: PoolAllocator> Table<T, A> {
             unsafe { place.write(Slot::vacant(start.wrapping_add(offset))) };
         }
         Ok(base)
-    }
-}
-
-/// The table's only writer (see [`Table::writer`]). Dropping it lets the next
-/// one in.
-pub struct Writer<'a, T, A: PoolAllocator> {
-    table: &'a Table<T, A>,
-}
-
-impl<T, A: PoolAllocator> Drop for Writer<'_, T, A> {
-    fn drop(&mut self) {
-        // Release: pairs with the next `Table::writer`'s Acquire.
-        self.table.writing.store(false, Ordering::Release);
-    }
-}
-
-impl<'a, T, A: PoolAllocator> Writer<'a, T, A> {
-    /// The table written to.
-    #[must_use]
-    pub fn table(&self) -> &'a Table<T, A> {
-        self.table
-    }
-
-    fn segments(&self) -> [*mut Slot<T>; SEGMENTS] {
-        // SAFETY: the directory is only touched by the writer, which is us.
-        self.table.segments.with(|segments| unsafe { *segments })
-    }
-
-    /// The (possibly unlinked) slot for `index < capacity`, allocating its
-    /// segment if needed. Unlinked slots never leave this module.
-    fn place(&mut self, index: u32) -> Result<&'a Slot<T>, InsertError> {
-        let segment = segment_of(index);
-        let mut base = self.segments().get(segment).copied().ok_or(InsertError::OutOfRange)?;
-        if base.is_null() {
-            base = self.table.allocate_segment(segment).map_err(InsertError::Alloc)?.as_ptr();
-            // Relaxed: a statistic (see the field); one writer, so no lost update.
-            let total = self.table.allocated.load(Ordering::Relaxed).saturating_add(self.table.segment_len(segment));
-            self.table.allocated.store(total, Ordering::Relaxed);
-            self.table.segments.with_mut(|segments| {
-                // SAFETY: only the writer touches the directory, and `&mut self`
-                // is the writer.
-                if let Some(entry) = unsafe { (*segments).get_mut(segment) } {
-                    *entry = base;
-                }
-            });
-        }
-        let offset = index.wrapping_sub(segment_start(segment)) as usize;
-        // SAFETY: `segment_start(segment) <= index < min(start + span, capacity)`,
-        // so `offset` is inside the segment's allocation.
-        let slot = unsafe { base.add(offset) };
-        // SAFETY: an initialised slot, which lives until the table is dropped
-        // (after `'a`).
-        Ok(unsafe { &*slot })
-    }
-
-    /// The slot for `index`, linking it first if needed: `init` gets the
-    /// uninitialised value and must return it initialised (the reference it
-    /// returns must be the one it was given; anything else is refused with
-    /// `STATUS_UNSUCCESSFUL` and the slot stays unlinked). Readers can see the
-    /// slot only after this returns `Ok`. A slot already linked is returned
-    /// as it is and `init` is not called.
-    ///
-    /// # Errors
-    ///
-    /// [`InsertError`]: out of range, no memory, or `init` failed. The slot
-    /// is then still unlinked: invisible to readers.
-    pub fn get_or_insert(
-        &mut self,
-        index: u32,
-        number: ProcNumber,
-        init: impl FnOnce(&mut MaybeUninit<T>) -> Result<&mut T, NtStatus>,
-    ) -> Result<&'a Slot<T>, InsertError> {
-        if let Some(slot) = self.table.get(index) {
-            return Ok(slot);
-        }
-        if index >= self.table.capacity {
-            return Err(InsertError::OutOfRange);
-        }
-        let slot = self.place(index)?;
-        slot.value.with_mut(|value| {
-            // SAFETY: the slot is unlinked, so no reader can see it, and we are
-            // the only writer: this is the only reference to its value.
-            let place = unsafe { &mut *value };
-            let expected = place.as_ptr();
-            match init(place) {
-                Ok(done) if ptr::eq(done, expected) => Ok(()),
-                Ok(_) => Err(InsertError::Init(NtStatus::UNSUCCESSFUL)),
-                Err(status) => Err(InsertError::Init(status)),
-            }
-        })?;
-        // SAFETY: unlinked and we are the writer, as above.
-        slot.number.with_mut(|place| unsafe { place.write(number) });
-        // Release: publishes the value and number written above (and the
-        // segment's slots) to readers that Acquire-load this entry in `get`.
-        self.table.link(index).store(ptr::from_ref(slot).cast_mut(), Ordering::Release);
-        Ok(slot)
-    }
-
-    /// Moves the linked slot for `index` to `state`. `false` when it is not
-    /// linked.
-    pub fn set_state(&self, index: u32, state: SlotState) -> bool {
-        let Some(slot) = self.table.get(index) else { return false };
-        // Release: pairs with the Acquire in `Slot::state`, so a reader that
-        // sees `state` sees the writes to the value made before it (the hook).
-        slot.state.store(state as u8, Ordering::Release);
-        true
     }
 }
 
