@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Instruction counts of the lookup loops (issue 11, item 3). Builds the
+# Instruction counts of the lookup loops. Builds the
 # `icount` bench target of procnotify-benches (the `bench` profile, the same
 # loop functions criterion times in benches/benches/lookup.rs; reused when
 # `cargo bench -p procnotify-benches --no-run` already built it), runs every

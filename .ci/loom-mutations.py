@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Loom mutation check (issue 9, item 5): the loom models must be able to fail.
+"""Loom mutation check: the loom models must be able to fail.
 
 In a temporary copy of the workspace (never the working tree), weakens each
 Release/Acquire of the table's lock-free code to Relaxed, one site at a time,

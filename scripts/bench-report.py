@@ -51,8 +51,8 @@ FROM_DPC = "procnotify_from_dpc"
 PEERS = ["rwlock_vec", "mutex_vec", "boxcar_vec", "thread_local", "arc_swap_vec"]
 LOOKUP_CONTENDERS = ["fixed_array", TABLE, READER, FROM_DPC, *PEERS]
 RUN_PREFIX = "lookup-run"
-# Issue 11's instruction counts before the flat index (fixed array, table,
-# the ratio as the issue states it).
+# The instruction counts before the flat index (fixed array, table,
+# the ratio as first reported).
 BEFORE = {"lookup_by_index": (14.4, 24.3, 1.68), "lookup_own_slot": (16.1, 25.1, 1.56),
           "lookup_own_slot_visit": (10.1, 19.1, 1.89)}
 GROWERS = [TABLE, "rwlock_vec", "mutex_vec", "boxcar_vec", "arc_swap_vec"]
@@ -195,7 +195,7 @@ class Report:
                 cells.append("n/a" if value is None or not base else f"{value:.2f} ({value / base:.2f}×)")
             self.out(f"| `{name}` | " + " | ".join(cells) + " |")
         self.out()
-        self.out("Before and after (before: issue 11's figures for the segmented table with its directory; after: "
+        self.out("Before and after (before: the previous, segmented table with its directory; after: "
                  "this run):")
         self.out()
         self.out("| operation | fixed array before | procnotify before | ratio before | fixed array now | "
