@@ -35,12 +35,14 @@
 use std::alloc::Layout;
 use std::ffi::c_void;
 use std::hint::black_box;
+use std::ops::Range;
 use std::path::PathBuf;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
-use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group};
+use criterion::measurement::WallTime;
+use criterion::{BatchSize, BenchmarkGroup, BenchmarkId, Criterion, Throughput, criterion_group};
 use procnotify_benches::memory::{self, Footprint};
 use procnotify_benches::peers::Counter;
 use procnotify_benches::table::{BenchTable, Visits, table_with};
@@ -72,7 +74,7 @@ fn table(present: u32) -> BenchTable {
     table_with(present, MAX)
 }
 
-fn add_start(table: &BenchTable, indices: std::ops::Range<u32>) {
+fn add_start(table: &BenchTable, indices: Range<u32>) {
     for index in indices {
         black_box(table::add_start(table, index));
     }
@@ -92,75 +94,56 @@ fn add_start_group(c: &mut Criterion) {
     group.bench_function("alloc_one_slot", |b| b.iter_with_large_drop(OneSlot::new));
 
     group.throughput(Throughput::Elements(u64::from(MAX - 1)));
-    group.bench_function("table_bring_up", |b| {
-        b.iter_batched(
-            || table(1),
-            |table| {
-                add_start(&table, 1..MAX);
-                table
-            },
-            BatchSize::LargeInput,
-        );
-    });
+    table_case(&mut group, BenchmarkId::from_parameter("table_bring_up"), 1, 1..MAX, BatchSize::LargeInput);
 
     for k in [8_u32, 1024] {
         group.throughput(Throughput::Elements(1));
-        group.bench_with_input(BenchmarkId::new("table_first_add", k), &k, |b, &k| {
-            b.iter_batched(
-                || table(k),
-                |table| {
-                    add_start(&table, k..k + 1);
-                    table
-                },
-                BatchSize::PerIteration,
-            );
-        });
-        group.bench_with_input(BenchmarkId::new("table_add_in_segment", k + 1), &k, |b, &k| {
-            b.iter_batched(
-                || table(k + 1),
-                |table| {
-                    add_start(&table, k + 1..k + 2);
-                    table
-                },
-                BatchSize::PerIteration,
-            );
-        });
-        group.bench_with_input(BenchmarkId::new("vec_push_full", k), &k, |b, &k| {
-            b.iter_batched(
-                || full_vec(k),
-                |mut vec| {
-                    vec.push(Counter::default());
-                    vec
-                },
-                BatchSize::PerIteration,
-            );
-        });
+        table_case(&mut group, BenchmarkId::new("table_first_add", k), k, k..k + 1, BatchSize::PerIteration);
+        let in_segment = BenchmarkId::new("table_add_in_segment", k + 1);
+        table_case(&mut group, in_segment, k + 1, k + 1..k + 2, BatchSize::PerIteration);
+        vec_case(&mut group, BenchmarkId::new("vec_push_full", k), k, 1, BatchSize::PerIteration);
 
         group.throughput(Throughput::Elements(u64::from(k)));
-        group.bench_with_input(BenchmarkId::new("table_fill_segment", k), &k, |b, &k| {
-            b.iter_batched(
-                || table(k),
-                |table| {
-                    add_start(&table, k..2 * k);
-                    table
-                },
-                BatchSize::LargeInput,
-            );
-        });
-        group.bench_with_input(BenchmarkId::new("vec_fill", k), &k, |b, &k| {
-            b.iter_batched(
-                || full_vec(k),
-                |mut vec| {
-                    for _ in 0..k {
-                        vec.push(Counter::default());
-                    }
-                    vec
-                },
-                BatchSize::LargeInput,
-            );
-        });
+        table_case(&mut group, BenchmarkId::new("table_fill_segment", k), k, k..2 * k, BatchSize::LargeInput);
+        vec_case(&mut group, BenchmarkId::new("vec_fill", k), k, k, BatchSize::LargeInput);
     }
     group.finish();
+}
+
+/// Times `add_start` of `adds` on a table already holding `0..prefilled`.
+fn table_case(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    id: BenchmarkId,
+    prefilled: u32,
+    adds: Range<u32>,
+    batch: BatchSize,
+) {
+    group.bench_function(id, |b| {
+        b.iter_batched(
+            || table(prefilled),
+            |table| {
+                add_start(&table, adds.clone());
+                table
+            },
+            batch,
+        );
+    });
+}
+
+/// Times `pushes` pushes onto a `Vec` of `len` slots with no spare capacity.
+fn vec_case(group: &mut BenchmarkGroup<'_, WallTime>, id: BenchmarkId, len: u32, pushes: u32, batch: BatchSize) {
+    group.bench_function(id, |b| {
+        b.iter_batched(
+            || full_vec(len),
+            |mut vec| {
+                for _ in 0..pushes {
+                    vec.push(Counter::default());
+                }
+                vec
+            },
+            batch,
+        );
+    });
 }
 
 // ---------------------------------------------------------------------------
