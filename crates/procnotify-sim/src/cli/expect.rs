@@ -7,7 +7,6 @@ use std::string::{String, ToString};
 use procnotify_core::SlotState;
 
 use super::machine::Machine;
-use super::render::refusal_token;
 use super::step::{AddResult, Expect, Origin, SlotExpect};
 use super::values::status_words;
 use crate::kernel::HotAdd;
@@ -129,7 +128,7 @@ fn check_hot_add(got: Option<HotAdd>, want: &AddResult) -> Result<(), String> {
             at.is_none_or(|at| at == index) && with.is_none_or(|with| with == status)
         }
         (HotAdd::Refused(refusal), AddResult::Refused(reason)) => {
-            reason.as_deref().is_none_or(|reason| reason == refusal_token(refusal))
+            reason.as_deref().is_none_or(|reason| reason == refusal.token())
         }
         _ => false,
     };
@@ -139,6 +138,6 @@ fn check_hot_add(got: Option<HotAdd>, want: &AddResult) -> Result<(), String> {
     Err(match got {
         HotAdd::Added(index) => format!("processor {index} was added"),
         HotAdd::Failed { index, status } => format!("the add of {index} failed with {}", status_words(status)),
-        HotAdd::Refused(refusal) => format!("the hot-add was refused ({})", refusal_token(refusal)),
+        HotAdd::Refused(refusal) => format!("the hot-add was refused ({})", refusal.token()),
     })
 }

@@ -12,7 +12,6 @@ use procnotify_core::NtStatus;
 
 use super::faults::Planned;
 use super::others::Other;
-use super::render::{kernel_line, refusal_words};
 use super::report::{Kind, Row, Sink, Summary, TableView};
 use super::step::{AddFault, LoadFault, Origin, Script, Step};
 use super::values::{parse_status, status_words};
@@ -166,7 +165,7 @@ impl<'a> Machine<'a> {
                     {
                         self.procnotify_vetoes += 1;
                     }
-                    let line = kernel_line(&event, &|id| self.who(id), max);
+                    let line = event.line(&|id| Some(self.who(id)), Some(max));
                     self.sink.line(Kind::Kernel, &line);
                 }
             }
@@ -255,7 +254,7 @@ impl<'a> Machine<'a> {
             }
             HotAdd::Refused(refusal) => {
                 self.summary.refused += 1;
-                format!("== hot-add refused: {}", refusal_words(refusal, self.kernel.config().max))
+                format!("== hot-add refused: {}", refusal.words(Some(self.kernel.config().max)))
             }
         };
         self.note(&line);

@@ -9,7 +9,6 @@ mod faults;
 pub mod fuzz_input;
 mod machine;
 mod others;
-mod render;
 mod report;
 pub mod session;
 pub mod step;

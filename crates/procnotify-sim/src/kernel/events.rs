@@ -6,7 +6,9 @@ use std::fmt;
 use std::string::String;
 use std::vec::Vec;
 
-use procnotify_core::{Level, NotifyState as Kind, NtStatus};
+use std::format;
+
+use procnotify_core::{GROUP_SIZE, Level, NotifyState as Kind, NtStatus};
 
 use super::{NotifyContext, Refusal, SimKernel, lock};
 
@@ -89,6 +91,75 @@ pub enum SimEvent {
     Note(String),
 }
 
+/// Names a registration in trace lines (`procnotify`, `other driver "x"`),
+/// or `None` to leave it as `#n` only.
+pub type Namer<'a> = &'a dyn Fn(u64) -> Option<String>;
+
+impl KernelEvent {
+    /// The event as one trace line. `who` names registrations where it can
+    /// (`by procnotify`, `callback #1 (procnotify)`); `max`, the partition's
+    /// maximum, is quoted by an at-maximum refusal when given.
+    #[must_use]
+    pub fn line(&self, who: Namer<'_>, max: Option<u32>) -> String {
+        let by = |registration: u64| who(registration).map(|name| format!(" by {name}")).unwrap_or_default();
+        let to = |registration: u64| who(registration).map(|name| format!(" to {name}")).unwrap_or_default();
+        let named = |registration: u64| who(registration).map(|name| format!(" ({name})")).unwrap_or_default();
+        match self {
+            Self::RegisterBegin { registration, add_existing } => format!(
+                "kernel: KeRegisterProcessorChangeCallback(flags={}){}: takes KiDynamicProcessorLock, links \
+                 registration #{registration}; handle not returned yet",
+                if *add_existing { "KE_PROCESSOR_CHANGE_ADD_EXISTING" } else { "0" },
+                by(*registration)
+            ),
+            Self::Unlinked { registration } => format!(
+                "kernel: AddStart failed: registration #{registration}{} unlinked, delivering AddFailure to the \
+                 processors that succeeded",
+                named(*registration)
+            ),
+            Self::RegisterReturned { registration, handle } => format!(
+                "kernel: KeRegisterProcessorChangeCallback returns {}{} (registration #{registration})",
+                if *handle { "the handle" } else { "NULL" },
+                to(*registration)
+            ),
+            Self::Callback { registration, change, handle_returned } => format!(
+                "kernel:   -> callback #{registration}{} {} NtNumber={} group={} number={} Status={}{}",
+                named(*registration),
+                StateName(change.state),
+                change.nt_number,
+                change.proc_number.group,
+                change.proc_number.number,
+                change.status,
+                if *handle_returned { "" } else { " (handle not yet returned)" }
+            ),
+            Self::Vetoed { registration, status } => {
+                format!(
+                    "kernel:   <- callback #{registration}{} vetoed: OperationStatus={status}",
+                    named(*registration)
+                )
+            }
+            Self::HotAddBegin { index } => format!(
+                "kernel: KeStartDynamicProcessor: new processor index={index} (group {} number {})",
+                index / GROUP_SIZE,
+                index % GROUP_SIZE
+            ),
+            Self::HotAddRefused { refusal } => {
+                format!("kernel: KeStartDynamicProcessor refused, no notifications: {}", refusal.words(max))
+            }
+            Self::ProcessorStarted { index } => {
+                format!("kernel: HAL started processor {index}: it runs code now, before AddComplete")
+            }
+            Self::ProcessorStartFailed { index, status } => {
+                format!("kernel: HAL failed to start processor {index}: {status}")
+            }
+            Self::Deregistered { registration } => format!(
+                "kernel: KeDeregisterProcessorChangeCallback(#{registration}){} returns: no callback runs any more",
+                by(*registration)
+            ),
+        }
+    }
+}
+
+/// `AddStart`, or `State=7` for an unknown state.
 struct StateName(u32);
 
 impl fmt::Display for StateName {
@@ -106,53 +177,7 @@ impl fmt::Display for SimEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Log(_, line) | Self::Note(line) => f.write_str(line),
-            Self::Kernel(event) => match event {
-                KernelEvent::RegisterBegin { registration, add_existing } => write!(
-                    f,
-                    "kernel: KeRegisterProcessorChangeCallback(flags={}) takes KiDynamicProcessorLock, links registration #{registration}; handle not returned yet",
-                    if *add_existing { "KE_PROCESSOR_CHANGE_ADD_EXISTING" } else { "0" }
-                ),
-                KernelEvent::Unlinked { registration } => {
-                    write!(
-                        f,
-                        "kernel: AddStart failed: registration #{registration} unlinked, delivering AddFailure to the processors that succeeded"
-                    )
-                }
-                KernelEvent::RegisterReturned { registration, handle } => write!(
-                    f,
-                    "kernel: KeRegisterProcessorChangeCallback returns {} (registration #{registration})",
-                    if *handle { "the handle" } else { "NULL" }
-                ),
-                KernelEvent::Callback { registration, change, handle_returned } => write!(
-                    f,
-                    "kernel:   -> callback #{registration} {} NtNumber={} group={} number={} Status={}{}",
-                    StateName(change.state),
-                    change.nt_number,
-                    change.proc_number.group,
-                    change.proc_number.number,
-                    change.status,
-                    if *handle_returned { "" } else { " (handle not yet returned)" }
-                ),
-                KernelEvent::Vetoed { registration, status } => {
-                    write!(f, "kernel:   <- callback #{registration} vetoed: OperationStatus={status}")
-                }
-                KernelEvent::HotAddBegin { index } => {
-                    write!(f, "kernel: KeStartDynamicProcessor: new processor index={index}")
-                }
-                KernelEvent::HotAddRefused { refusal } => {
-                    write!(f, "kernel: KeStartDynamicProcessor refused ({refusal:?}): no notifications")
-                }
-                KernelEvent::ProcessorStarted { index } => {
-                    write!(f, "kernel: HAL started processor {index}: it runs code now, before AddComplete")
-                }
-                KernelEvent::ProcessorStartFailed { index, status } => {
-                    write!(f, "kernel: HAL failed to start processor {index}: {status}")
-                }
-                KernelEvent::Deregistered { registration } => write!(
-                    f,
-                    "kernel: KeDeregisterProcessorChangeCallback(#{registration}) returns: no callback runs any more"
-                ),
-            },
+            Self::Kernel(event) => f.write_str(&event.line(&|_| None, None)),
         }
     }
 }

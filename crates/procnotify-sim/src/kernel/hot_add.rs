@@ -3,6 +3,8 @@
 //! that section's), with its refusals and the hook that runs once the HAL
 //! has started the processor.
 
+use std::format;
+use std::string::String;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -19,6 +21,31 @@ pub enum Refusal {
     AtMaximum,
     /// The kernel failed to prepare the processor's own structures.
     PrepareFailed,
+}
+
+impl Refusal {
+    /// The short token scripts use: `at-maximum`, ...
+    #[must_use]
+    pub const fn token(self) -> &'static str {
+        match self {
+            Self::NotSupported => "not-supported",
+            Self::AtMaximum => "at-maximum",
+            Self::PrepareFailed => "prepare-failed",
+        }
+    }
+
+    /// The refusal in words, quoting the partition's maximum when given.
+    #[must_use]
+    pub fn words(self, max: Option<u32>) -> String {
+        match (self, max) {
+            (Self::NotSupported, _) => String::from("not-supported: the platform cannot add processors"),
+            (Self::AtMaximum, Some(max)) => {
+                format!("at-maximum: the partition already has its maximum of {max} processors")
+            }
+            (Self::AtMaximum, None) => String::from("at-maximum: the partition already has its maximum of processors"),
+            (Self::PrepareFailed, _) => String::from("prepare-failed: the kernel failed to prepare the processor"),
+        }
+    }
 }
 
 /// What a hot-add did.
