@@ -31,7 +31,11 @@ host=x86_64-unknown-linux-gnu
 root="${CARGO_TARGET_DIR:-target}"
 # shellcheck disable=SC2206 # word splitting of the scope is intended
 scope=(${SANITIZE_SCOPE:---workspace --exclude procnotify-benches --lib --tests})
-command=(cargo +nightly test --target "$host" "${scope[@]}")
+# The one test that measures the process's peak memory (the simulator's
+# trace must not grow with the number of hot-adds) is skipped here: under a
+# sanitizer the peak is the quarantine's and the shadow memory's, not the
+# program's. The plain `cargo test --workspace` step runs it.
+command=(cargo +nightly test --target "$host" "${scope[@]}" -- --skip memory_does_not_grow_with_the_number_of_hot_adds)
 
 echo "sanitizers: AddressSanitizer: ${command[*]}"
 RUSTFLAGS="-Zsanitizer=address" ASAN_OPTIONS="detect_leaks=1:abort_on_error=1" CARGO_TARGET_DIR="$root/asan" \
@@ -42,4 +46,4 @@ echo "sanitizers: ThreadSanitizer: ${command[*]}"
 export TSAN_OPTIONS="suppressions=$PWD/.ci/tsan-suppressions.txt:halt_on_error=1"
 RUSTFLAGS="-Zsanitizer=thread -Cunsafe-allow-abi-mismatch=sanitizer" CARGO_TARGET_DIR="$root/tsan" \
     "${command[@]}"
-echo "sanitizers: OK: AddressSanitizer and ThreadSanitizer clean on: ${scope[*]}"
+echo "sanitizers: OK: AddressSanitizer and ThreadSanitizer clean on: ${scope[*]} (all tests but the peak-memory one)"
