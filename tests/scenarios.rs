@@ -163,19 +163,45 @@ fn driver_entry_returns_the_recorded_status() {
 #[test]
 fn registration_failing_when_a_segment_cannot_be_allocated() {
     // Allocation 1 is the table's index, 2 the context (both before
-    // registering); 3, 4, 5 are slot segments 0, 1, 2 (processors 0, 1, 2-3),
-    // each allocated at the first AddStart inside it.
-    for segment in 0..3_u32 {
-        let attempt = 3 + u64::from(segment);
-        let first_processor = (1 << segment) >> 1;
-        let kernel = SimKernel::boot(Config::new(4, 4));
-        kernel.pool().fail_attempt(attempt);
+    // registering); 3 is slot segment 0, which holds every processor present
+    // at load (their count rounded up to a power of two), allocated at the
+    // first AddStart. A load makes no other allocation.
+    for boot in 1..=5_u32 {
+        let kernel = SimKernel::boot(Config::new(boot, 16));
+        let driver = SimOs::load_monitor(&kernel).expect("load");
+        assert_eq!(kernel.pool().stats().attempts, 3, "boot {boot}: index, context, one segment");
+        assert_eq!(driver.context().table().allocated_slots(), boot.next_power_of_two(), "boot {boot}");
+        driver.unload();
+        assert_clean(&kernel, &format!("boot {boot}"));
+
+        let kernel = SimKernel::boot(Config::new(boot, 16));
+        kernel.pool().fail_attempt(3);
         let status = SimOs::load_monitor(&kernel).err().expect("load fails");
         assert_eq!(status, NtStatus::INSUFFICIENT_RESOURCES);
-        assert_eq!(kernel.pool().stats().failures_injected, 1, "attempt {attempt} was made");
-        assert_registration_failed_at(&kernel, first_processor, status);
-        assert_clean(&kernel, &format!("attempt {attempt}"));
+        assert_eq!(kernel.pool().stats().failures_injected, 1, "boot {boot}: attempt 3 was made");
+        assert_registration_failed_at(&kernel, 0, status);
+        assert_clean(&kernel, &format!("boot {boot}, attempt 3"));
     }
+}
+
+#[test]
+fn hot_adds_past_the_first_segment_allocate_doubling_segments() {
+    // 3 present at load: segment 0 spans 0..4; hot-adds of 4 and 8 open
+    // segments 1 (4..8) and 2 (8..16), one allocation each.
+    let kernel = SimKernel::boot(Config::new(3, 16));
+    let driver = SimOs::load_monitor(&kernel).expect("load");
+    let table = driver.context().table();
+    assert_eq!((table.first_segment(), table.allocated_slots()), (4, 4));
+    let mut expected = vec![];
+    for index in 3..9 {
+        assert_eq!(kernel.hot_add(), HotAdd::Added(index));
+        expected.push((index, kernel.pool().stats().attempts, table.allocated_slots()));
+    }
+    let attempts_after: Vec<_> =
+        expected.iter().map(|&(index, attempts, slots)| (index, attempts - 3, slots)).collect();
+    assert_eq!(attempts_after, vec![(3, 0, 4), (4, 1, 8), (5, 1, 8), (6, 1, 8), (7, 1, 8), (8, 2, 16)]);
+    driver.unload();
+    assert_clean(&kernel, "hot-adds past the first segment");
 }
 
 #[test]

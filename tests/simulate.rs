@@ -116,7 +116,7 @@ fn every_fault_that_does_not_fire_is_named_and_exits_4() {
         assert!(run.err.contains(&format!("fault did not fire: {name}")), "{flags}: {}", run.err);
         assert!(run.out.contains(&format!("fault {name}: DID NOT FIRE")), "{flags}: {}", run.out);
     }
-    for flags in ["--fail-add 3", "--veto-add 2", "--fail-alloc 5", "--fail-prepare 2", "--fail-init 3"] {
+    for flags in ["--fail-add 3", "--veto-add 2", "--fail-alloc 4", "--fail-prepare 2", "--fail-init 3"] {
         let run = line(&format!("run --boot 2 --add 2 {flags}"));
         assert_eq!(run.code, 0, "{flags}: {}", run.err);
         assert!(run.out.contains(": fired"), "{flags}: {}", run.out);
@@ -199,7 +199,7 @@ fn an_unmet_expectation_and_a_bad_line_are_reported_with_their_line() {
 
 #[test]
 fn run_is_the_script_it_prints() {
-    let flags = "run --boot 3 --add 7 --fail-add 4 --veto-add 5 --fail-alloc 6 --fail-prepare 6";
+    let flags = "run --boot 3 --add 9 --fail-add 4 --veto-add 5 --fail-alloc 5 --fail-prepare 6";
     let printed = line(&format!("{flags} --print-script"));
     assert_eq!(printed.code, 0);
     let script = temp_file("printed.txt", printed.out.as_bytes());

@@ -263,9 +263,9 @@ fn criterion_dir() -> PathBuf {
 
 fn row(f: &Footprint) -> String {
     format!(
-        "{{\"present\": {}, \"slots\": {}, \"slot_bytes\": {}, \"index_bytes\": {}, \"segments\": {}, \
-         \"pool_bytes\": {}}}",
-        f.present, f.slots, f.slot_bytes, f.index_bytes, f.segments, f.pool_bytes
+        "{{\"present\": {}, \"at_load\": {}, \"slots\": {}, \"slot_bytes\": {}, \"index_bytes\": {}, \
+         \"segments\": {}, \"pool_bytes\": {}}}",
+        f.present, f.at_load, f.slots, f.slot_bytes, f.index_bytes, f.segments, f.pool_bytes
     )
 }
 
@@ -273,16 +273,23 @@ fn memory_report() {
     let slot = memory::SLOT_BYTES;
     let fixed = MAX as usize * slot;
     let sweep = [1_u32, 2, 3, 4, 5, 8, 9, 64, 65, 1024, 1025, 2048];
-    let rows: Vec<Footprint> = sweep.iter().map(|&present| memory::footprint(present, MAX)).collect();
+    // Each count twice: all present at load (the driver's first segment holds
+    // them), and one at load with the rest hot-added (one segment per doubling).
+    let mut rows: Vec<Footprint> = sweep
+        .iter()
+        .flat_map(|&present| [present, 1].map(|at_load| memory::footprint(present, at_load, MAX)))
+        .collect();
+    rows.dedup(); // one row for 1 present
     println!(
         "memory: slot {slot} B, fixed array of {MAX}: {fixed} B (pool request {} B)",
         memory::pool_request(fixed, slot)
     );
     for f in &rows {
         println!(
-            "memory: {:>4} present: {:>4} slots ({:.2}x present) = {:>6} B, index {} B, {:>2} segments, pool {:>6} B \
-             ({:.2}x slot bytes)",
+            "memory: {:>4} present ({:>4} at load): {:>4} slots ({:.2}x present) = {:>6} B, index {} B, {:>2} segments, \
+             pool {:>6} B ({:.2}x slot bytes)",
             f.present,
+            f.at_load,
             f.slots,
             f64::from(f.slots) / f64::from(f.present),
             f.slot_bytes,

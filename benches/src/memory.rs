@@ -2,7 +2,9 @@
 //!
 //! The table makes one allocation for its index (`capacity` pointers, 8-byte
 //! aligned) and one per doubling segment of slots (128-byte aligned on
-//! x86-64). `procnotify-wdk`'s `NonPagedPool` (crates/procnotify-wdk/src/pool.rs,
+//! x86-64). Its first segment holds the processors active when it was
+//! created (rounded up to a power of two), so how many segments the same
+//! processors take depends on how many were present at load. `procnotify-wdk`'s `NonPagedPool` (crates/procnotify-wdk/src/pool.rs,
 //! Windows only, so not compiled here) asks `ExAllocatePool2` for exactly
 //! the size when the alignment is at most 16 bytes (what the pool guarantees
 //! on 64-bit Windows), and for `size + alignment + 8` otherwise: it places
@@ -39,11 +41,15 @@ pub const fn pool_request(size: usize, align: usize) -> usize {
     if align > POOL_ALIGNMENT { size + align + HEADER } else { size }
 }
 
-/// One table's memory with `present` of `max` processors online.
+/// One table's memory with `present` of `max` processors online, `at_load`
+/// of them present when the driver loaded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Footprint {
     /// Processors online.
     pub present: u32,
+    /// Processors present at load (the table's first-segment hint); the rest
+    /// were hot-added.
+    pub at_load: u32,
     /// The reported maximum: the table's capacity.
     pub max: u32,
     /// `Table::allocated_slots`.
@@ -70,15 +76,18 @@ impl Footprint {
 /// Size of one slot of the driver's table.
 pub const SLOT_BYTES: usize = size_of::<Slot<Value>>();
 
-/// The driver's table with `0 .. present` online out of `max`, measured.
+/// The driver's table with `0 .. present` online out of `max`, `at_load` of
+/// them present when it was created (the engine's hint,
+/// `Os::active_processors`), measured.
 ///
 /// # Panics
 ///
 /// When the simulator's pool disagrees with the table's own figures (the
 /// pool holds exactly the index and the slots), or allocation fails.
-pub fn footprint(present: u32, max: u32) -> Footprint {
+pub fn footprint(present: u32, at_load: u32, max: u32) -> Footprint {
     let pool = SimAllocator::new();
-    let table = Table::<Value, SimAllocator>::new(max, pool.clone()).expect("allocate the index");
+    let table =
+        Table::<Value, SimAllocator>::with_first_segment(max, at_load, pool.clone()).expect("allocate the index");
     dpc::bring_up(&table, present, MiniOs { processors: present, max });
     let stats = pool.stats();
     let (slot_bytes, index_bytes) = (table.slot_bytes(), table.index_bytes());
@@ -88,7 +97,7 @@ pub fn footprint(present: u32, max: u32) -> Footprint {
     // Every segment is one over-aligned request: its slots plus the
     // alignment and the saved pointer.
     let pool_bytes = index_request + slot_bytes + segments * pool_request(0, CACHE_LINE);
-    Footprint { present, max, slots: table.allocated_slots(), slot_bytes, index_bytes, segments, pool_bytes }
+    Footprint { present, at_load, max, slots: table.allocated_slots(), slot_bytes, index_bytes, segments, pool_bytes }
 }
 
 #[cfg(test)]
@@ -102,22 +111,40 @@ mod tests {
 
     /// The memory bound of docs/benchmarks.md, over a sweep of present counts
     /// (every count up to 70, and each power of two up to 2048 with its
-    /// neighbours): slots at most twice those present, the index 8 bytes per
-    /// possible processor, and one over-aligned pool request per segment, at
-    /// most 12 segments (1 + the bit length of 2047).
+    /// neighbours) and of how many of them were present at load (all, one,
+    /// and a few in between): slots at most twice those present, the index 8
+    /// bytes per possible processor, and one over-aligned pool request per
+    /// segment. The first segment holds the processors present at load
+    /// (rounded up to a power of two), each further one doubles: 1 + the bit
+    /// length of `(present - 1) >> log2(first)` segments, at most 12 (one
+    /// present at load, 2048 now).
     #[test]
     fn memory_bound_holds_over_the_sweep() {
         let max = crate::MAX;
         let edges = (7..=11).flat_map(|k| [(1 << k) - 1, 1 << k, (1 << k) + 1]);
         for present in (1..=70).chain(edges).filter(|&p| p <= max) {
-            let f = footprint(present, max);
-            assert!(f.slots >= present && f.slots <= 2 * present, "{f:?}");
-            assert_eq!(f.index_bytes, 8 * max as usize, "{f:?}");
-            assert_eq!(f.slot_bytes, f.slots as usize * SLOT_BYTES, "{f:?}");
-            let bits = (u32::BITS - (present - 1).leading_zeros()) as usize;
-            assert_eq!(f.segments, 1 + bits, "{f:?}");
-            let bound = 2 * present as usize * SLOT_BYTES + 8 * max as usize + 12 * (CACHE_LINE + HEADER);
-            assert!(f.pool_bytes <= bound, "{f:?} over {bound}");
+            for at_load in [present, 1, 2, 3, 4, present / 2, present - present / 4] {
+                let at_load = at_load.clamp(1, present);
+                let f = footprint(present, at_load, max);
+                assert!(f.slots >= present && f.slots <= 2 * present, "{f:?}");
+                assert_eq!(f.index_bytes, 8 * max as usize, "{f:?}");
+                assert_eq!(f.slot_bytes, f.slots as usize * SLOT_BYTES, "{f:?}");
+                let first_shift = at_load.next_power_of_two().trailing_zeros();
+                let bits = (u32::BITS - ((present - 1) >> first_shift).leading_zeros()) as usize;
+                assert_eq!(f.segments, 1 + bits, "{f:?}");
+                assert!(f.segments <= 12, "{f:?}");
+                let bound = 2 * present as usize * SLOT_BYTES + 8 * max as usize + f.segments * (CACHE_LINE + HEADER);
+                assert!(f.pool_bytes <= bound, "{f:?} over {bound}");
+            }
+        }
+    }
+
+    /// All present at load: one segment, whatever the count.
+    #[test]
+    fn processors_present_at_load_share_one_segment() {
+        for present in [1, 2, 3, 4, 5, 8, 9, 64, 65, 1024, 1025, 2048] {
+            let f = footprint(present, present, crate::MAX);
+            assert_eq!((f.segments, f.slots), (1, present.next_power_of_two()), "{f:?}");
         }
     }
 

@@ -56,7 +56,9 @@ pub struct Context<O: Os, H: Hooks> {
 
 impl<O: Os, H: Hooks> Context<O, H> {
     /// A context with an empty table sized for `os.max_processors()`
-    /// (clamped to `1 ..= MAX_PROCESSORS`, with a warning if that changed it).
+    /// (clamped to `1 ..= MAX_PROCESSORS`, with a warning if that changed it)
+    /// whose first segment holds `os.active_processors()` slots, rounded up
+    /// to a power of two.
     ///
     /// # Errors
     ///
@@ -70,7 +72,7 @@ impl<O: Os, H: Hooks> Context<O, H> {
                 format_args!("procnotify: maximum processor count {reported} clamped to {capacity}"),
             );
         }
-        let table = match Table::new(capacity, os.allocator()) {
+        let table = match Table::with_first_segment(capacity, os.active_processors(), os.allocator()) {
             Ok(table) => table,
             Err(error) => {
                 os.log(

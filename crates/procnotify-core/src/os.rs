@@ -38,6 +38,15 @@ pub unsafe trait Os: Send + Sync + Sized {
     /// may be hot-added (`KeQueryMaximumProcessorCountEx(ALL_PROCESSOR_GROUPS)`).
     fn max_processors(&self) -> u32;
 
+    /// The processors active now
+    /// (`KeQueryActiveProcessorCountEx(ALL_PROCESSOR_GROUPS)`). The engine
+    /// sizes the table's first segment with it, so the processors present at
+    /// load share one allocation. A hint only: any value is safe (the table
+    /// clamps it); the default, 1, gives one allocation per doubling.
+    fn active_processors(&self) -> u32 {
+        1
+    }
+
     /// The system-wide index of the calling processor
     /// (`KeGetCurrentProcessorNumberEx`). Callable at any IRQL.
     fn current_processor(&self) -> u32;

@@ -83,6 +83,10 @@ unsafe impl Os for SimOs {
         self.kernel.config().reported_max
     }
 
+    fn active_processors(&self) -> u32 {
+        self.kernel.processor_count()
+    }
+
     fn current_processor(&self) -> u32 {
         SimKernel::current_processor()
     }

@@ -16,7 +16,7 @@ use procnotify_core::log::FixedBuf;
 use procnotify_core::{Level, NtStatus, Os, ProcNumber, RawNotification, Sink};
 use wdk_sys::ntddk::{
     DbgPrintEx, KeDeregisterProcessorChangeCallback, KeFlushQueuedDpcs, KeGetCurrentProcessorNumberEx,
-    KeQueryMaximumProcessorCountEx, KeRegisterProcessorChangeCallback,
+    KeQueryActiveProcessorCountEx, KeQueryMaximumProcessorCountEx, KeRegisterProcessorChangeCallback,
 };
 use wdk_sys::{
     _DPFLTR_TYPE::DPFLTR_IHVDRIVER_ID, ALL_PROCESSOR_GROUPS, DPFLTR_ERROR_LEVEL, DPFLTR_INFO_LEVEL, DPFLTR_TRACE_LEVEL,
@@ -42,6 +42,11 @@ pub struct Registration(NonNull<c_void>);
 // be called on any thread at PASSIVE_LEVEL.
 unsafe impl Send for Registration {}
 
+/// `ALL_PROCESSOR_GROUPS` (0xFFFF) as the `USHORT` the Ke*Ex queries take.
+fn all_groups() -> u16 {
+    u16::try_from(ALL_PROCESSOR_GROUPS).unwrap_or(u16::MAX)
+}
+
 /// The Windows kernel as the engine sees it. A ZST: every method is a kernel
 /// call.
 #[derive(Clone, Copy, Debug, Default)]
@@ -60,9 +65,13 @@ unsafe impl Os for WindowsKernel {
     }
 
     fn max_processors(&self) -> u32 {
-        let all_groups = u16::try_from(ALL_PROCESSOR_GROUPS).unwrap_or(u16::MAX);
         // SAFETY: no preconditions; callable at any IRQL.
-        unsafe { KeQueryMaximumProcessorCountEx(all_groups) }
+        unsafe { KeQueryMaximumProcessorCountEx(all_groups()) }
+    }
+
+    fn active_processors(&self) -> u32 {
+        // SAFETY: no preconditions; callable at any IRQL.
+        unsafe { KeQueryActiveProcessorCountEx(all_groups()) }
     }
 
     fn current_processor(&self) -> u32 {

@@ -6,9 +6,14 @@
 //!   8 bytes each: 16 KiB at 2048), allocated when the table is created. An
 //!   entry is null until its slot is *linked*; a lookup is a bounds check and
 //!   one `Acquire` load, the same work as a fixed array plus that load.
-//! - **The slots**: in segments of doubling size (segment 0 holds index 0,
-//!   segment `k >= 1` holds `2^(k-1) .. 2^k`), each allocated when an index
-//!   inside it is first needed. At most twice the slots in use exist.
+//! - **The slots**: in segments of doubling size, each allocated when an
+//!   index inside it is first needed. Segment 0 holds the first `F` indices,
+//!   where `F` is the *first segment* given to [`Table::with_first_segment`]
+//!   rounded up to a power of two (1 for [`Table::new`]); segment `k >= 1`
+//!   holds `F·2^(k-1) .. F·2^k`. The engine passes the processors active when
+//!   the table is created, so the processors present at load share one pool
+//!   request instead of one per doubling. At most twice the slots in use
+//!   exist, as long as `F` is at most the number of slots in use.
 //!
 //! Guarantees:
 //!
@@ -38,32 +43,41 @@ pub use reader::Reader;
 pub use slot::{CACHE_LINE, Slot};
 pub use writer::{InsertError, Writer};
 
-/// Doubling segments needed for [`MAX_PROCESSORS`].
+/// Doubling segments needed for [`MAX_PROCESSORS`] with a first segment of
+/// one slot (more first slots need fewer segments).
 pub const SEGMENTS: usize = 12;
 
-const _: () = assert!(segment_of(MAX_PROCESSORS - 1) == SEGMENTS - 1);
+/// The largest `log2` of a first segment: [`MAX_PROCESSORS`] slots.
+const MAX_FIRST_SHIFT: u32 = MAX_PROCESSORS.trailing_zeros();
 
-/// The segment holding `index`: its bit length (0 for index 0).
+const _: () = assert!(MAX_PROCESSORS.is_power_of_two());
+const _: () = assert!(segment_of(MAX_PROCESSORS - 1, 0) == SEGMENTS - 1);
+
+/// The segment holding `index` when the first segment spans `2^shift` slots:
+/// the bit length of `index >> shift` (0 for the first `2^shift` indices).
 #[inline]
-const fn segment_of(index: u32) -> usize {
+const fn segment_of(index: u32, shift: u32) -> usize {
     // `leading_zeros() <= 32 == u32::BITS`: cannot underflow.
-    u32::BITS.wrapping_sub(index.leading_zeros()) as usize
+    u32::BITS.wrapping_sub(index.wrapping_shr(shift).leading_zeros()) as usize
 }
 
-/// The first index in `segment` (`segment < SEGMENTS`): 0, 1, 2, 4, 8, ...
+/// The first index in `segment` (`segment < SEGMENTS`) when the first segment
+/// spans `2^shift` slots: 0, 1, 2, 4, 8, ... times `2^shift`.
 #[inline]
-const fn segment_start(segment: usize) -> u32 {
-    // `segment < SEGMENTS <= 32`, so the shift is in range.
+const fn segment_start(segment: usize, shift: u32) -> u32 {
+    // `segment < SEGMENTS <= 32`, so the cast is lossless; the result is at
+    // most `2^(SEGMENTS - 2 + MAX_FIRST_SHIFT) = 2^21`: no bit is lost.
     #[allow(clippy::cast_possible_truncation)]
-    let shift = segment as u32;
-    1_u32.wrapping_shl(shift) >> 1
+    let unit = 1_u32.wrapping_shl(segment as u32) >> 1;
+    unit.wrapping_shl(shift)
 }
 
-/// How many slots `segment` spans when the table is unbounded: 1, 1, 2, 4, ...
+/// How many slots `segment` spans when the table is unbounded:
+/// 1, 1, 2, 4, ... times `2^shift`.
 #[inline]
-const fn segment_span(segment: usize) -> u32 {
-    let start = segment_start(segment);
-    if start == 0 { 1 } else { start }
+const fn segment_span(segment: usize, shift: u32) -> u32 {
+    let start = segment_start(segment, shift);
+    if start == 0 { 1_u32.wrapping_shl(shift) } else { start }
 }
 
 /// The per-processor table. See the [module documentation](self).
@@ -74,6 +88,9 @@ pub struct Table<T, A: PoolAllocator> {
     links: NonNull<AtomicPtr<Slot<T>>>,
     /// The most processors the partition can have (`1 ..= MAX_PROCESSORS`).
     capacity: u32,
+    /// `log2` of the first segment's span (`0 ..= MAX_FIRST_SHIFT`). Fixed at
+    /// creation.
+    first_shift: u32,
     /// Each segment's base, or null. Touched only by the holder of the
     /// [`Writer`] (ordered by `writing`'s Acquire/Release) and by `Drop`.
     segments: UnsafeCell<[*mut Slot<T>; SEGMENTS]>,
@@ -97,13 +114,48 @@ unsafe impl<T: Send, A: PoolAllocator + Send> Send for Table<T, A> {}
 
 impl<T, A: PoolAllocator> Table<T, A> {
     /// An empty table for up to `capacity` processors, clamped to
-    /// `1 ..= MAX_PROCESSORS`. Allocates the index (8 bytes a processor).
+    /// `1 ..= MAX_PROCESSORS`, whose first segment holds one slot. Allocates
+    /// the index (8 bytes a processor).
     ///
     /// # Errors
     ///
     /// [`AllocError`] when the index cannot be allocated.
     pub fn new(capacity: u32, allocator: A) -> Result<Self, AllocError> {
+        Self::with_first_segment(capacity, 1, allocator)
+    }
+
+    /// An empty table for up to `capacity` processors (clamped to
+    /// `1 ..= MAX_PROCESSORS`) whose first segment holds indices
+    /// `0 .. first_segment`, `first_segment` clamped to `1 ..= capacity` and
+    /// rounded up to a power of two. Pass the processors present now: they
+    /// then share one allocation. Any value is safe; it only moves where the
+    /// segments start.
+    ///
+    /// # Errors
+    ///
+    /// [`AllocError`] when the index cannot be allocated.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use procnotify_core::{ProcNumber, Table};
+    /// use procnotify_sim::SimAllocator;
+    ///
+    /// let pool = SimAllocator::new();
+    /// let table = Table::<u64, _>::with_first_segment(64, 4, pool.clone()).expect("index");
+    /// let mut writer = table.writer().expect("the only writer");
+    /// for index in 0..4 {
+    ///     writer.get_or_insert(index, ProcNumber::dense(index), |place| Ok(place.write(0))).expect("insert");
+    /// }
+    /// // The index, then one segment for the four slots.
+    /// assert_eq!(pool.stats().allocations, 2);
+    /// assert_eq!(table.allocated_slots(), 4);
+    /// ```
+    pub fn with_first_segment(capacity: u32, first_segment: u32, allocator: A) -> Result<Self, AllocError> {
         let capacity = capacity.clamp(1, MAX_PROCESSORS);
+        // `first_segment <= capacity <= MAX_PROCESSORS = 2^MAX_FIRST_SHIFT`:
+        // the power of two cannot overflow and its log is in range.
+        let first_shift = first_segment.clamp(1, capacity).next_power_of_two().trailing_zeros().min(MAX_FIRST_SHIFT);
         let layout = Self::links_layout(capacity)?;
         let links = allocator.allocate(layout)?.cast::<AtomicPtr<Slot<T>>>();
         for offset in 0..capacity as usize {
@@ -116,6 +168,7 @@ impl<T, A: PoolAllocator> Table<T, A> {
         Ok(Self {
             links,
             capacity,
+            first_shift,
             segments: UnsafeCell::new([ptr::null_mut(); SEGMENTS]),
             writing: AtomicBool::new(false),
             allocated: AtomicU32::new(0),
@@ -202,9 +255,26 @@ impl<T, A: PoolAllocator> Table<T, A> {
         (self.capacity as usize).saturating_mul(size_of::<AtomicPtr<Slot<T>>>())
     }
 
+    /// Slots in the first segment, before it is cut at capacity: a power of
+    /// two.
+    #[must_use]
+    pub fn first_segment(&self) -> u32 {
+        1_u32.wrapping_shl(self.first_shift)
+    }
+
+    /// The segment holding `index`.
+    fn segment_of(&self, index: u32) -> usize {
+        segment_of(index, self.first_shift)
+    }
+
+    /// The first index in `segment`.
+    fn segment_start(&self, segment: usize) -> u32 {
+        segment_start(segment, self.first_shift)
+    }
+
     /// The slots `segment` holds in this table (its span, cut at capacity).
     fn segment_len(&self, segment: usize) -> u32 {
-        segment_span(segment).min(self.capacity.saturating_sub(segment_start(segment)))
+        segment_span(segment, self.first_shift).min(self.capacity.saturating_sub(self.segment_start(segment)))
     }
 
     fn segment_layout(&self, segment: usize) -> Result<Layout, AllocError> {
@@ -267,7 +337,7 @@ impl<T, A: PoolAllocator> Table<T, A> {
     /// Allocates `segment` and writes a vacant, unlinked slot into each place.
     fn allocate_segment(&self, segment: usize) -> Result<NonNull<Slot<T>>, AllocError> {
         let base = self.allocator.allocate(self.segment_layout(segment)?)?.cast::<Slot<T>>();
-        let start = segment_start(segment);
+        let start = self.segment_start(segment);
         for offset in 0..self.segment_len(segment) {
             // SAFETY: `offset < len`: inside the allocation of `len` slots.
             let place = unsafe { base.add(offset as usize) };
@@ -283,16 +353,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn segments_cover_every_index_once() {
-        let mut expected_start = 0;
-        for segment in 0..SEGMENTS {
-            assert_eq!(segment_start(segment), expected_start);
-            for index in expected_start..expected_start + segment_span(segment) {
-                assert_eq!(segment_of(index), segment, "index {index}");
+    fn segments_cover_every_index_once_for_every_first_segment() {
+        for shift in 0..=MAX_FIRST_SHIFT {
+            let mut expected_start = 0;
+            let mut segment = 0;
+            while expected_start < MAX_PROCESSORS {
+                assert!(segment < SEGMENTS, "shift {shift}: more than {SEGMENTS} segments");
+                assert_eq!(segment_start(segment, shift), expected_start, "shift {shift}");
+                let span = segment_span(segment, shift);
+                assert_eq!(span, if segment == 0 { 1 << shift } else { expected_start }, "shift {shift}");
+                for index in expected_start..expected_start + span {
+                    assert_eq!(segment_of(index, shift), segment, "shift {shift}, index {index}");
+                }
+                expected_start += span;
+                segment += 1;
             }
-            expected_start += segment_span(segment);
+            assert_eq!(expected_start, MAX_PROCESSORS, "shift {shift}");
+            assert_eq!(segment, SEGMENTS - shift as usize, "shift {shift}");
         }
-        assert_eq!(expected_start, MAX_PROCESSORS);
     }
 
     #[test]

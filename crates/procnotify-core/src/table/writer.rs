@@ -4,7 +4,7 @@
 use core::mem::MaybeUninit;
 use core::ptr;
 
-use super::{SEGMENTS, Slot, Table, segment_of, segment_start};
+use super::{SEGMENTS, Slot, Table};
 use crate::lifecycle::SlotState;
 use crate::pool::PoolAllocator;
 use crate::sync::Ordering;
@@ -60,7 +60,7 @@ impl<'a, T, A: PoolAllocator> Writer<'a, T, A> {
     /// The (possibly unlinked) slot for `index < capacity`, allocating its
     /// segment if needed. Unlinked slots never leave this module.
     fn place(&mut self, index: u32) -> Result<&'a Slot<T>, InsertError> {
-        let segment = segment_of(index);
+        let segment = self.table.segment_of(index);
         let mut base = self.segments().get(segment).copied().ok_or(InsertError::OutOfRange)?;
         if base.is_null() {
             base = self.table.allocate_segment(segment).map_err(InsertError::Alloc)?.as_ptr();
@@ -75,7 +75,7 @@ impl<'a, T, A: PoolAllocator> Writer<'a, T, A> {
                 }
             });
         }
-        let offset = index.wrapping_sub(segment_start(segment)) as usize;
+        let offset = index.wrapping_sub(self.table.segment_start(segment)) as usize;
         // SAFETY: `segment_start(segment) <= index < min(start + span, capacity)`,
         // so `offset` is inside the segment's allocation.
         let slot = unsafe { base.add(offset) };

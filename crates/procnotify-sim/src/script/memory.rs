@@ -65,9 +65,10 @@ impl Memory {
         self.fail_at != Some(self.attempts)
     }
 
-    /// `Table::new`: whether the index could be allocated.
-    pub(super) fn create_table(&mut self, capacity: u32) -> bool {
-        let table = self.counted(|pool, _| Table::new(capacity, pool.clone()));
+    /// `Table::with_first_segment`, with the processors active at load as
+    /// the engine passes them: whether the index could be allocated.
+    pub(super) fn create_table(&mut self, capacity: u32, active: u32) -> bool {
+        let table = self.counted(|pool, _| Table::with_first_segment(capacity, active, pool.clone()));
         self.shadow = table.ok();
         self.shadow.is_some()
     }

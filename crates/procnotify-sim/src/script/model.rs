@@ -264,7 +264,7 @@ impl Model {
     /// `ADD_EXISTING`): the status it returns on failure.
     pub(super) fn load(&mut self) -> Result<(), NtStatus> {
         self.reset_driver();
-        if !self.memory.create_table(self.capacity) || !self.memory.attempt() {
+        if !self.memory.create_table(self.capacity, self.count) || !self.memory.attempt() {
             self.memory.drop_table();
             return Err(NtStatus::INSUFFICIENT_RESOURCES);
         }
