@@ -351,12 +351,16 @@ class Report:
         self.out("| present | at load | slots | slots ÷ present | slot bytes | index bytes | segments | pool bytes | "
                  "pool ÷ slot bytes | slot pool bytes ÷ slot bytes |")
         self.out("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+
+        def slot_pool(r: dict) -> int:
+            """Pool bytes of the slots alone: each segment's slots plus its request overhead."""
+            return r["slot_bytes"] + r["segments"] * overhead
+
         for row in m["sweep"]:
-            slot_pool = row["slot_bytes"] + row["segments"] * overhead
             self.out(f"| {row['present']} | {row.get('at_load', 1)} | {row['slots']} | "
                      f"{row['slots'] / row['present']:.2f} | "
                      f"{row['slot_bytes']} | {row['index_bytes']} | {row['segments']} | {row['pool_bytes']} | "
-                     f"{row['pool_bytes'] / row['slot_bytes']:.2f} | {slot_pool / row['slot_bytes']:.2f} |")
+                     f"{row['pool_bytes'] / row['slot_bytes']:.2f} | {slot_pool(row) / row['slot_bytes']:.2f} |")
         self.out()
         worst = max(row["slots"] / row["present"] for row in m["sweep"])
         met = all(row["pool_bytes"] <= 2 * row["present"] * slot + row["index_bytes"] + 12 * overhead
@@ -366,9 +370,8 @@ class Report:
             r = next((r for r in m["sweep"] if r["present"] == 4 and r.get("at_load", 1) == at_load), None)
             if r is None:
                 return "n/a"
-            slot_pool = r["slot_bytes"] + r["segments"] * overhead
             return (f"{r['pool_bytes']} B from the pool ({r['slot_bytes']} B slots in {r['segments']} "
-                    f"segment(s), {slot_pool / r['slot_bytes']:.2f}× the slots; {r['index_bytes']} B index)")
+                    f"segment(s), {slot_pool(r) / r['slot_bytes']:.2f}× the slots; {r['index_bytes']} B index)")
         self.verdicts.append((
             "4/5. memory ≤ 2× present slots + 8 B × reported maximum + ≤ 12 segment overheads",
             f"worst slots ÷ present {worst:.2f}; 4 present at load: {four(4)}; 1 at load, 3 hot-added: {four(1)}",

@@ -4,7 +4,8 @@
 //! aligned) and one per doubling segment of slots (128-byte aligned on
 //! x86-64). Its first segment holds the processors active when it was
 //! created (rounded up to a power of two), so how many segments the same
-//! processors take depends on how many were present at load. `procnotify-wdk`'s `NonPagedPool` (crates/procnotify-wdk/src/pool.rs,
+//! processors take depends on how many were present at load.
+//! `procnotify-wdk`'s `NonPagedPool` (crates/procnotify-wdk/src/pool.rs,
 //! Windows only, so not compiled here) asks `ExAllocatePool2` for exactly
 //! the size when the alignment is at most 16 bytes (what the pool guarantees
 //! on 64-bit Windows), and for `size + alignment + 8` otherwise: it places
