@@ -6,7 +6,8 @@ expectations met.
 
     python3 scripts/windows-check/emulate/selftest.py [--simulate PATH]
 
-Ends with `selftest: N passed, M failed`; exit status 1 if any failed.
+Prints each failed check (every check with -v), then `selftest: N passed, M
+failed`; exit status 1 if any failed.
 """
 
 import argparse
@@ -21,11 +22,13 @@ from procemu.scenario import Script, ScriptError, STATUS         # noqa: E402
 from procemu.simulator import Simulator, pool_allocations        # noqa: E402
 
 RESULTS = []
+VERBOSE = False
 
 
 def check(name, condition, detail=''):
     RESULTS.append(bool(condition))
-    print('%s %s%s' % ('ok  ' if condition else 'FAIL', name, '' if condition else ': ' + detail))
+    if VERBOSE or not condition:
+        print('%s %s%s' % ('ok  ' if condition else 'FAIL', name, '' if condition else ': %s' % (detail,)))
 
 
 def refused(text, needle):
@@ -106,7 +109,10 @@ def simulator_checks(sim):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--simulate', help='the simulate binary (default: cargo builds it)')
+    ap.add_argument('-v', '--verbose', action='store_true', help='print every check, not only failures')
     a = ap.parse_args()
+    global VERBOSE
+    VERBOSE = a.verbose
     parser_checks()
     comparison_checks()
     simulator_checks(Simulator(a.simulate))
