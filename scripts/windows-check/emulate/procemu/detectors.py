@@ -55,7 +55,9 @@ def detected(kind, violations, mismatch, stack, limit):
     elif kind == 'leak':
         hits = [text for k, text in violations if k == 'leak']
     elif kind == 'line-diff':
-        hits = [mismatch] if mismatch else []
+        changed = [line for line in (mismatch or '').splitlines() if line[:1] in '-+' and line[:3] not in ('---', '+++')]
+        hits = ['the comparison reports ' + ' / '.join(changed)] if changed else []
     else:
-        hits = ['%d bytes > %d' % (stack, limit)] if stack > limit else []
+        hits = ['deepest stack use %s bytes > limit %s' % (format(stack, ','), format(limit, ','))] \
+            if stack > limit else []
     return bool(hits), (hits[0].splitlines()[0] if hits else 'NOT detected')

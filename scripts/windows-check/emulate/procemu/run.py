@@ -21,7 +21,8 @@ def _n(value):
 
 class Symbols:
     """Function names for addresses in fault reports, from the PDB's public
-    symbols (llvm-pdbutil); without a PDB, addresses stay bare."""
+    symbols (llvm-pdbutil), demangled by llvm-cxxfilt when it is there;
+    without a PDB, addresses stay bare."""
 
     def __init__(self, image, pdb):
         self.functions = []               # (rva, name), sorted
@@ -33,10 +34,18 @@ class Symbols:
             out = subprocess.run(['llvm-pdbutil', 'dump', '-publics', pdb], capture_output=True, text=True).stdout
         except (OSError, ImportError):
             return
-        for name, section, offset in re.findall(r'`([^`]+)`\n\s+flags = function, addr = (\d+):(\d+)', out):
-            if 0 < int(section) <= len(sections):
-                self.functions.append((sections[int(section) - 1] + int(offset), name))
-        self.functions.sort()
+        found = [(sections[int(section) - 1] + int(offset), name) for name, section, offset
+                 in re.findall(r'`([^`]+)`\n\s+flags = function, addr = (\d+):(\d+)', out)
+                 if 0 < int(section) <= len(sections)]
+        names = [name for _, name in found]
+        try:
+            plain = subprocess.run(['llvm-cxxfilt'], input='\n'.join(names), capture_output=True,
+                                   text=True).stdout.splitlines()
+        except OSError:
+            plain = names
+        if len(plain) != len(names):
+            plain = names
+        self.functions = sorted((rva, name) for (rva, _), name in zip(found, plain))
 
     def annotate(self, text, base):
         def name(match):
@@ -76,8 +85,9 @@ def scenario(image, script, sim, symbols, limit, trace):
     lines, counts = compare.split_driver_only(r.lines)
     problems += [('driver-only', p) for p in compare.check_driver_only(counts, r.successful_loads, r.unloads)]
     kind = script.detector[0] if script.detector else None
-    if kind == 'line-diff':
-        lines = [line.replace('visits=1', 'visits=2', 1) for line in lines]
+    if kind == 'line-diff':                   # the detector test: alter the first visit line
+        at = next((i for i, line in enumerate(lines) if line.startswith(compare.VISIT)), 0)
+        lines = lines[:at] + [lines[at] + ' (altered)'] + lines[at + 1:]
     mismatch, sim_out = None, ''
     if kind in (None, 'line-diff'):
         code, sim_out, err = sim.run(script)
