@@ -52,6 +52,9 @@ def main():
     try:
         from procemu import run                                 # speakeasy is imported here
         scripts = catalogue.files()
+    except ImportError as error:
+        print('emulate: %s: install scripts/windows-check/emulate/requirements.txt' % error, file=sys.stderr)
+        return 2
     except ScriptError as error:
         print('emulate: %s' % error, file=sys.stderr)
         return 2

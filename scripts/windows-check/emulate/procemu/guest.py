@@ -119,9 +119,11 @@ class Frame:
 
 
 class Guest:
-    """One speakeasy instance with the image loaded and its imports trapped."""
+    """One speakeasy instance with the image loaded and its imports trapped.
+    A run (one step) that takes more than `timeout` seconds is stopped by
+    unicorn and fails (a driver stuck in a loop)."""
 
-    def __init__(self, image, timeout=600):
+    def __init__(self, image, timeout=60):
         config_logger = logging.getLogger('procemu.speakeasy')
         config_logger.setLevel(logging.CRITICAL)
         self.se = Speakeasy(logger=config_logger)
@@ -368,10 +370,13 @@ class Guest:
         def hook(se, access, address, size, value, ctx):
             if address in (self.emu.return_hook, self.emu.exit_hook):
                 return True                          # speakeasy's end-of-run address
-            kind, what = describe(address)
-            pc = self.reg(X.UC_X86_REG_RIP)
-            self.fail(kind, '%s memory 0x%x (%d bytes) at pc 0x%x: %s'
-                      % (names.get(access, 'access %d to' % access), address, size, pc, what))
+            try:
+                kind, what = describe(address)
+                pc = self.reg(X.UC_X86_REG_RIP)
+                self.fail(kind, '%s memory 0x%x (%d bytes) at pc 0x%x: %s'
+                          % (names.get(access, 'access %d to' % access), address, size, pc, what))
+            except Exception:                        # an emulator bug: never silent
+                self.fail('emulator', 'internal error in the memory hook:\n' + traceback.format_exc())
             return False
         self._invalid_hook = self.se.add_mem_invalid_hook(hook)
 
