@@ -20,17 +20,25 @@ def _n(value):
 
 
 class Symbols:
-    """Function names for addresses in fault reports, from the PDB's public
-    symbols (llvm-pdbutil), demangled by llvm-cxxfilt when it is there;
-    without a PDB, addresses stay bare."""
+    """Function names for addresses in fault reports. The image's .pdata
+    gives each function's extent; the PDB's public symbols (llvm-pdbutil,
+    demangled by llvm-cxxfilt when it is there) name those that start where
+    a public symbol does. A release PDB has few public symbols, so most
+    addresses there get the function's start only. Without a PDB, addresses
+    stay bare."""
 
     def __init__(self, image, pdb):
-        self.functions = []               # (rva, name), sorted
+        self.functions = []               # (start rva, end rva)
+        self.names = {}                   # start rva -> name
         if not pdb:
             return
         try:
             import pefile
-            sections = [s.VirtualAddress for s in pefile.PE(image, fast_load=True).sections]
+            pe = pefile.PE(image, fast_load=True)
+            pe.parse_data_directories(directories=[pefile.DIRECTORY_ENTRY['IMAGE_DIRECTORY_ENTRY_EXCEPTION']])
+            sections = [s.VirtualAddress for s in pe.sections]
+            self.functions = sorted((e.struct.BeginAddress, e.struct.EndAddress)
+                                    for e in getattr(pe, 'DIRECTORY_ENTRY_EXCEPTION', []))
             out = subprocess.run(['llvm-pdbutil', 'dump', '-publics', pdb], capture_output=True, text=True).stdout
         except (OSError, ImportError):
             return
@@ -45,17 +53,16 @@ class Symbols:
             plain = names
         if len(plain) != len(names):
             plain = names
-        self.functions = sorted((rva, name) for (rva, _), name in zip(found, plain))
+        self.names = {rva: name for (rva, _), name in zip(found, plain)}
 
     def annotate(self, text, base):
         def name(match):
             rva = int(match.group(1), 16) - base
-            best = None
-            for start, fn in self.functions:
-                if start > rva:
-                    break
-                best = (start, fn)
-            return match.group(0) + (' (%s+0x%x)' % (best[1], rva - best[0]) if best and rva >= 0 else '')
+            extent = next(((start, end) for start, end in self.functions if start <= rva < end), None)
+            if extent is None:
+                return match.group(0)
+            fn = self.names.get(extent[0], 'the function at image+0x%x' % extent[0])
+            return match.group(0) + ' (%s+0x%x)' % (fn, rva - extent[0])
         return re.sub(r'pc (0x[0-9a-f]+)', name, text) if self.functions else text
 
 
