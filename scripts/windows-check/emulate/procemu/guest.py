@@ -361,7 +361,7 @@ class Guest:
         self.uc.emu_stop()
 
     def watch_memory(self, describe):
-        """`describe(access, address)` names an invalid access (freed pool,
+        """`describe(address)` names an invalid access (freed pool,
         a guard page, the stack's end); every one fails the run."""
         names = {unicorn.UC_MEM_READ_UNMAPPED: 'read of unmapped', unicorn.UC_MEM_WRITE_UNMAPPED: 'write to unmapped',
                  unicorn.UC_MEM_FETCH_UNMAPPED: 'execution of unmapped', unicorn.UC_MEM_READ_PROT: 'read of protected',
