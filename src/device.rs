@@ -60,6 +60,7 @@ const _: () = {
     assert!(NtStatus::INVALID_DEVICE_REQUEST.0 == wdk_sys::STATUS_INVALID_DEVICE_REQUEST);
     assert!(NtStatus::INVALID_PARAMETER.0 == wdk_sys::STATUS_INVALID_PARAMETER);
     assert!(NtStatus::SUCCESS.0 == wdk_sys::STATUS_SUCCESS);
+    assert!(NtStatus::DEVICE_NOT_READY.0 == wdk_sys::STATUS_DEVICE_NOT_READY);
 };
 
 /// [`GUID_DEVINTERFACE_PROCNOTIFY`] as the WDK's `GUID`.

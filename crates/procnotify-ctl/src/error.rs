@@ -50,8 +50,8 @@ pub enum CtlError {
         /// The driver's.
         driver: u32,
     },
-    /// The driver does not know the query at all (`ERROR_INVALID_FUNCTION`:
-    /// `STATUS_INVALID_DEVICE_REQUEST`), so it predates reply format 1.
+    /// The device refuses the query's code (`ERROR_INVALID_FUNCTION`:
+    /// `STATUS_INVALID_DEVICE_REQUEST`): it speaks no reply format.
     NoQuery,
     /// The reply does not decode.
     BadReply(DecodeError),
@@ -113,8 +113,8 @@ impl fmt::Display for CtlError {
             ),
             Self::NoQuery => write!(
                 f,
-                "version mismatch: the driver does not know IOCTL_PROCNOTIFY_QUERY (0x{:08X}), so it predates reply \
-                 format 1; this procnotify-ctl reads format {FORMAT_VERSION}: install the driver built from the same \
+                "version mismatch: the device refuses IOCTL_PROCNOTIFY_QUERY (0x{:08X}), so its driver speaks no reply \
+                 format; this procnotify-ctl reads format {FORMAT_VERSION}: install the driver built from the same \
                  sources",
                 abi::IOCTL_PROCNOTIFY_QUERY
             ),

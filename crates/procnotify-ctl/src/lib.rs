@@ -16,7 +16,7 @@
 //! procnotify-ctl dump reply.bin              the raw reply; --reply reply.bin reads it back
 //! ```
 //!
-//! Only [`device`] (Windows) touches Win32; everything else — decoding,
+//! Only `device` (Windows) touches Win32; everything else — decoding,
 //! printing, watching, checking — is portable, and is tested on any host
 //! against replies the encoder wrote for tables the real engine built in the
 //! simulator (`tests/`). See [`args::Cli`] for the exit codes.

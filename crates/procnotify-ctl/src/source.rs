@@ -1,4 +1,4 @@
-//! Where replies come from: the driver (Windows, [`crate::device`]) or a
+//! Where replies come from: the driver (Windows, `crate::device`) or a
 //! file holding a saved reply (any host; how the tests and a bug report
 //! reach the decoder without a driver).
 

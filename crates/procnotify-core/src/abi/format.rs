@@ -1,7 +1,7 @@
 //! The printed forms of procnotify's table, written once for every tool that
 //! shows it (`procnotify-ctl` and the simulator): the text table, the JSON
 //! table object, and a row in the shape WinDbg's NatVis shows it. Each is a
-//! [`Display`](fmt::Display) value over [`Row`]s: `core::fmt` only, no
+//! [`Display`] value over [`Row`]s: `core::fmt` only, no
 //! allocation.
 //!
 //! The text table, one processor per row; runs of indices with no slot are

@@ -116,9 +116,14 @@ fn check_one(driver: &SimDriver, expected: &Expected, len: usize) -> Result<(), 
     Ok(())
 }
 
-/// Decodes `bytes` (two bytes of length seed, then a script; see the
-/// [module documentation](self)), runs the script and checks the query
-/// after every step.
+/// Decodes `bytes` (a little-endian `u16` length seed `s`, then a script in
+/// the [format of `run`](super#byte-format)), runs the script with
+/// [`run`](super::run)'s checks and, after every step, asks the loaded
+/// driver for its table with `(s + 7919·step) % (full + 2·ROW_SIZE + 1)`
+/// bytes and with each boundary length (0, `HEADER_SIZE - 1`,
+/// `HEADER_SIZE`, `full - ROW_SIZE`, `full - 1`, `full`, `full + 1`),
+/// checking the status, the bytes written, the zeroed tail, and the decoded
+/// header and rows against the reference model.
 ///
 /// # Errors
 ///
