@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
-# Bounded fuzzing. The cargo-fuzz target fuzz/fuzz_targets/notifications.rs
-# hands arbitrary bytes to procnotify_sim::script::run, which decodes them
-# into a simulated machine and a sequence of notifications, hot-adds (with
-# vetoes and every fault), reads and reloads, runs them against the real
-# engine and checks it after every step. The seed corpus
-# (fuzz/corpus/notifications) is replayed as a normal test by `cargo test
-# --workspace`; here it seeds a run of FUZZ_SECONDS (default 240).
+# Bounded fuzzing of two cargo-fuzz targets:
+# - fuzz/fuzz_targets/notifications.rs hands arbitrary bytes to
+#   procnotify_sim::script::run, which decodes them into a simulated machine
+#   and a sequence of notifications, hot-adds (with vetoes and every fault),
+#   reads and reloads, runs them against the real engine and checks it after
+#   every step; FUZZ_SECONDS (default 240);
+# - fuzz/fuzz_targets/query.rs runs the same kind of script through
+#   procnotify_sim::script::run_query, which after every step also asks for
+#   IOCTL_PROCNOTIFY_QUERY's reply into output buffers of an arbitrary length
+#   and checks each reply against the model; FUZZ_QUERY_SECONDS (default 120).
+# Each target's seed corpus (fuzz/corpus/<target>) is replayed as a normal
+# test by `cargo test --workspace` (tests/fuzz_corpus.rs, tests/query.rs);
+# here it seeds the run.
 #
 # Hygiene (the run leaves nothing behind outside target/ and fuzz/target/):
 # - cargo-fuzz is pinned to one version and installed into
@@ -22,8 +28,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 version=0.13.2
-seconds="${FUZZ_SECONDS:-240}"
-target=notifications
 tools="$PWD/target/tools"
 cargo_fuzz="$tools/bin/cargo-fuzz"
 
@@ -47,41 +51,60 @@ if ! cargo +nightly metadata --locked --format-version 1 --manifest-path fuzz/Ca
 fi
 lock_before="$(sha256sum fuzz/Cargo.lock)"
 
-scratch="$(mktemp -d)"
-log="$(mktemp)"
+targets=(notifications query)
+# Scratch corpora and logs of every run, removed at exit; cargo-fuzz creates
+# an artifact directory on every run: keep it only if it holds something (a
+# crash input) or existed before.
+scratch=()
 artifacts_existed=false
 [ -d fuzz/artifacts ] && artifacts_existed=true
 cleanup() {
-    rm -rf "$scratch" "$log"
-    # cargo-fuzz creates the artifact directory on every run; keep it only
-    # if it holds something (a crash input) or existed before.
-    rmdir fuzz/artifacts/$target 2>/dev/null || true
+    rm -rf "${scratch[@]}"
+    for target in "${targets[@]}"; do rmdir "fuzz/artifacts/$target" 2>/dev/null || true; done
     if [ "$artifacts_existed" = false ]; then rmdir fuzz/artifacts 2>/dev/null || true; fi
 }
 trap cleanup EXIT
-seeds=$(find fuzz/corpus/$target -type f | wc -l)
+
+# fuzz_target TARGET SECONDS HINT: build TARGET, fuzz it from its seed corpus
+# for SECONDS, fail on a crash (HINT says how to read a crash input).
+fuzz_target() {
+    local target="$1" seconds="$2" hint="$3"
+    local corpus log
+    corpus="$(mktemp -d)"
+    log="$(mktemp)"
+    scratch+=("$corpus" "$log")
+    local seeds
+    seeds=$(find fuzz/corpus/$target -type f | wc -l)
+
+    echo "fuzz: building the target $target (nightly, AddressSanitizer, libFuzzer)"
+    fuzz build $target
+
+    echo "fuzz: fuzzing $target for ${seconds}s from ${seeds} seed files"
+    local status=0
+    fuzz run $target "$corpus" fuzz/corpus/$target -- \
+        -max_total_time="$seconds" -print_final_stats=1 -timeout=30 -rss_limit_mb=4096 >"$log" 2>&1 || status=$?
+    if [ "$(sha256sum fuzz/Cargo.lock)" != "$lock_before" ]; then
+        echo "fuzz: FAILED: the fuzz build rewrote fuzz/Cargo.lock (see 'git diff fuzz/Cargo.lock')"
+        return 1
+    fi
+    local execs rate added
+    execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
+    rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
+    added=$(find "$corpus" -type f | wc -l)
+    if [ "$status" -ne 0 ]; then
+        grep -E "^(==|thread|step|  [0-9]+:|SUMMARY|artifact_prefix|Test unit written)" "$log" | head -60 || tail -60 "$log"
+        echo "fuzz: FAILED after ${execs:-?} execs: crash input in fuzz/artifacts/$target/" \
+            "(reproduce: RUSTUP_TOOLCHAIN=nightly target/tools/bin/cargo-fuzz fuzz run $target <file>; $hint)"
+        return 1
+    fi
+    echo "fuzz: OK: $target: ${execs} execs in ${seconds}s (${rate} exec/s), 0 crashes, ${seeds} seed files," \
+        "${added} new corpus inputs (not kept)"
+}
+
 # Run the pinned binary directly, on the nightly toolchain.
 fuzz() { RUSTUP_TOOLCHAIN=nightly "$cargo_fuzz" fuzz "$@"; }
 
-echo "fuzz: building the target (nightly, AddressSanitizer, libFuzzer)"
-fuzz build $target
-
-echo "fuzz: fuzzing for ${seconds}s from ${seeds} seed files"
-status=0
-fuzz run $target "$scratch" fuzz/corpus/$target -- \
-    -max_total_time="$seconds" -print_final_stats=1 -timeout=30 -rss_limit_mb=4096 >"$log" 2>&1 || status=$?
-if [ "$(sha256sum fuzz/Cargo.lock)" != "$lock_before" ]; then
-    echo "fuzz: FAILED: the fuzz build rewrote fuzz/Cargo.lock (see 'git diff fuzz/Cargo.lock')"
-    exit 1
-fi
-execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
-rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
-added=$(find "$scratch" -type f | wc -l)
-if [ "$status" -ne 0 ]; then
-    grep -E "^(==|thread|step|  [0-9]+:|SUMMARY|artifact_prefix|Test unit written)" "$log" | head -60 || tail -60 "$log"
-    echo "fuzz: FAILED after ${execs:-?} execs: crash input in fuzz/artifacts/$target/" \
-        "(reproduce: RUSTUP_TOOLCHAIN=nightly target/tools/bin/cargo-fuzz fuzz run $target <file>; read it: cargo run -p procnotify-sim --bin simulate -- replay <file>)"
-    exit 1
-fi
-echo "fuzz: OK: ${execs} execs in ${seconds}s (${rate} exec/s), 0 crashes, ${seeds} seed files," \
-    "${added} new corpus inputs (not kept)"
+fuzz_target notifications "${FUZZ_SECONDS:-240}" \
+    "read it: cargo run -p procnotify-sim --bin simulate -- replay <file>"
+fuzz_target query "${FUZZ_QUERY_SECONDS:-120}" \
+    "its bytes after the first two are a script: tail -c +3 <file> > s; simulate replay s"

@@ -3,9 +3,10 @@
 # crates/procnotify-core/examples/no_panic_proof.rs with
 # RUSTFLAGS="--cfg procnotify_no_panic" puts `#[no_panic]` on
 # Context::on_notification (the callback path), Context::current (a reader on
-# the current processor), PerProcessor::visit (procnotify's DPC work) and
-# Table::get (a lookup); any panic path the optimiser cannot rule out becomes a
-# link error naming the function. A second build links a deliberately
+# the current processor), PerProcessor::visit (procnotify's DPC work),
+# Table::get (a lookup), abi::check_request and abi::encode (the
+# IOCTL_PROCNOTIFY_QUERY handler); any panic path the optimiser cannot rule
+# out becomes a link error naming the function. A second build links a deliberately
 # panicking `#[no_panic]` canary and must FAIL, proving the check is live.
 # Needs panic = "unwind" for the check (the driver ships with abort).
 # Self-contained: stable toolchain only. ~1-2 minutes on 2 cores.
@@ -17,7 +18,7 @@ log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 export CARGO_PROFILE_RELEASE_PANIC=unwind
 build=(cargo build --release -p procnotify-core --example no_panic_proof)
-paths="Context::on_notification, Context::current, PerProcessor::visit and Table::get"
+paths="Context::on_notification, Context::current, PerProcessor::visit, Table::get, abi::check_request and abi::encode"
 
 echo "no-panic: building the proof (release, panic=unwind, --cfg procnotify_no_panic)"
 if ! RUSTFLAGS="--cfg procnotify_no_panic" CARGO_TARGET_DIR="$target" "${build[@]}" >"$log" 2>&1; then

@@ -10,6 +10,8 @@
 #   read_path                  Context::current (a reader on its processor)
 #   visit_path                 Context::current + PerProcessor::visit (the DPC)
 #   lookup                     Table::get
+#   query_path                 the IOCTL_PROCNOTIFY_QUERY handler: abi::check_request,
+#                              the table mapped to rows, abi::encode
 # Fails if any exceeds STACK_BUDGET bytes (default 2048, a twelfth of the
 # 24 KiB x64 kernel stack). ~1 minute on 2 cores.
 set -euo pipefail
@@ -28,7 +30,7 @@ RUSTFLAGS="-Z emit-stack-sizes" CARGO_TARGET_DIR="$target" \
     cargo +nightly build --release -p procnotify-core --example no_panic_proof --target x86_64-unknown-linux-gnu
 binary="$target/x86_64-unknown-linux-gnu/release/examples/no_panic_proof"
 roots=('as procnotify_core::os::Sink>::on_notification' 'no_panic_proof::read_path' 'no_panic_proof::visit_path'
-    'no_panic_proof::lookup')
+    'no_panic_proof::lookup' 'no_panic_proof::query_path')
 report="$(python3 .ci/stack_sizes.py "$binary" "${roots[@]}")"
 echo "$report"
 worst=$(sed -n 's/^stack-worst-bytes: //p' <<<"$report")
@@ -45,4 +47,4 @@ if [ "$worst" -gt "$budget" ]; then
     echo "stack: FAILED: worst case ${worst} bytes exceeds the budget of ${budget} bytes"
     exit 1
 fi
-echo "stack: OK: worst case ${worst} bytes over ${found} roots: callback, current-processor read, DPC visit, lookup (budget ${budget}; kernel stack 24576)"
+echo "stack: OK: worst case ${worst} bytes over ${found} roots: callback, current-processor read, DPC visit, lookup, query handler (budget ${budget}; kernel stack 24576)"

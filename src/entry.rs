@@ -8,6 +8,9 @@
 //!   `STATUS_UNSUCCESSFUL`) with nothing of the engine left allocated.
 //! - `EvtDriverUnload` unloads the engine: deregister, `KeFlushQueuedDpcs`,
 //!   then free.
+//! - The device, its interface and the `IOCTL_PROCNOTIFY_QUERY` handler are
+//!   in `device.rs`; the handler's mapping of the table to the reply in
+//!   `query.rs`.
 //!
 //! In WinDbg: `dx -r2 procnotify!procnotify::entry::DEBUG_CONTEXT` (see
 //! `docs/windows.md`).
@@ -18,12 +21,14 @@ use core::sync::atomic::{AtomicPtr, Ordering};
 use wdk::nt_success;
 use wdk_sys::{
     NTSTATUS, PCUNICODE_STRING, PDRIVER_OBJECT, ULONG, WDF_DRIVER_CONFIG, WDF_NO_HANDLE, WDF_NO_OBJECT_ATTRIBUTES,
-    WDFDEVICE, WDFDEVICE_INIT, WDFDRIVER, call_unsafe_wdf_function_binding,
+    WDFDRIVER, call_unsafe_wdf_function_binding,
 };
 
 use procnotify_core::monitor::Monitor;
 use procnotify_core::{Context, DriverCell, Level, NtStatus, Os};
 use procnotify_wdk::{Kdpc, WindowsKernel};
+
+use crate::device::evt_driver_device_add;
 
 // The panic handler: a panic bugchecks with code 0x52504E43 ("RPNC"). Test
 // builds link std's handler instead.
@@ -33,8 +38,9 @@ extern crate wdk_panic;
 /// procnotify's hooks over the Windows kernel.
 type Hooks = Monitor<Kdpc>;
 
-/// The loaded engine, shared by `DriverEntry` and `EvtDriverUnload`.
-static DRIVER: DriverCell<WindowsKernel, Hooks> = DriverCell::new();
+/// The loaded engine, shared by `DriverEntry`, `EvtDriverUnload` and the
+/// query handler (`query.rs`).
+pub(crate) static DRIVER: DriverCell<WindowsKernel, Hooks> = DriverCell::new();
 
 /// The engine's context while it is loaded, null otherwise. Nothing reads it:
 /// it is the debugger's entry point (`dx procnotify!procnotify::entry::DEBUG_CONTEXT`),
@@ -91,21 +97,11 @@ pub unsafe extern "system" fn driver_entry(driver: PDRIVER_OBJECT, registry_path
     loaded.0
 }
 
-/// `EvtDriverDeviceAdd` for the root-enumerated `Root\procnotify` device: a
-/// plain device object so that PnP can start the devnode. The engine is
-/// driver-wide and does not depend on it.
-extern "C" fn evt_driver_device_add(_driver: WDFDRIVER, device_init: *mut WDFDEVICE_INIT) -> NTSTATUS {
-    let mut device_init = device_init;
-    let mut device: WDFDEVICE = WDF_NO_HANDLE.cast();
-    // SAFETY: `device_init` comes from the framework for this call; `device`
-    // receives the handle.
-    unsafe { wdf_device_create(&raw mut device_init, &raw mut device) }
-}
-
-// The two WDF calls. `call_unsafe_wdf_function_binding!` (wdk-sys, through
+// The WDF call. `call_unsafe_wdf_function_binding!` (wdk-sys, through
 // wdk-macros) expands to a function that slices and indexes the WDF function
 // table and has an `unreachable!`; the allows are for that expansion only,
-// which is why each call sits alone in its own function.
+// which is why each call sits alone in its own function (the device's calls
+// are in `device.rs`).
 
 /// `WdfDriverCreate(driver, registry_path, WDF_NO_OBJECT_ATTRIBUTES, config,
 /// WDF_NO_HANDLE)`.
@@ -131,18 +127,6 @@ unsafe fn wdf_driver_create(
             WDF_NO_HANDLE.cast::<WDFDRIVER>(),
         )
     }
-}
-
-/// `WdfDeviceCreate(device_init, WDF_NO_OBJECT_ATTRIBUTES, device)`.
-///
-/// # Safety
-///
-/// `device_init` points to the `PWDFDEVICE_INIT` `EvtDriverDeviceAdd`
-/// received; `device` is writable.
-#[allow(clippy::indexing_slicing, clippy::unreachable, clippy::multiple_unsafe_ops_per_block, unused_qualifications)]
-unsafe fn wdf_device_create(device_init: *mut *mut WDFDEVICE_INIT, device: *mut WDFDEVICE) -> NTSTATUS {
-    // SAFETY: forwarded from the caller; no object attributes.
-    unsafe { call_unsafe_wdf_function_binding!(WdfDeviceCreate, device_init, WDF_NO_OBJECT_ATTRIBUTES, device) }
 }
 
 /// `EvtDriverUnload`: deregisters the callback, flushes queued DPCs, then

@@ -4,7 +4,10 @@
 //! [`procnotify_core`]'s engine with procnotify's own hooks
 //! ([`procnotify_core::monitor::Monitor`]: per-processor counters and a DPC
 //! to each processor when it comes online) over the Windows kernel
-//! ([`procnotify_wdk::WindowsKernel`]); `EvtDriverUnload` unloads it.
+//! ([`procnotify_wdk::WindowsKernel`]); `EvtDriverUnload` unloads it. The
+//! root-enumerated device exposes the table to user mode through one
+//! read-only I/O control code, `IOCTL_PROCNOTIFY_QUERY`
+//! ([`procnotify_core::abi`]), which `procnotify-ctl` issues.
 //!
 //! Everything here is Windows-only. On any other host the crate is empty:
 //! the engine lives in `crates/procnotify-core`, and the driver's behaviour
@@ -16,4 +19,8 @@
 #![cfg_attr(target_os = "windows", debugger_visualizer(natvis_file = "procnotify.natvis"))]
 
 #[cfg(target_os = "windows")]
+mod device;
+#[cfg(target_os = "windows")]
 mod entry;
+#[cfg(target_os = "windows")]
+mod query;

@@ -6,13 +6,17 @@
 //! (the same model the fuzz target uses); proptest shrinks a failure to a
 //! minimal sequence.
 //!
-//! A second property checks that procnotify's per-processor counters do not
+//! The same sequences also drive procnotify's `IOCTL_PROCNOTIFY_QUERY`: after
+//! every step its reply, for output buffers of arbitrary length, must agree
+//! with the model.
+//!
+//! Another property checks that procnotify's per-processor counters do not
 //! depend on memory layout: the same notifications give the same counts
 //! whether or not the table already holds storage around an index.
 
 use procnotify_core::monitor::Counters;
 use procnotify_core::{NotifyState, NtStatus, ProcNumber, SlotState};
-use procnotify_sim::script::{AddFault, Header, LoadFault, Op, Reported, run_ops};
+use procnotify_sim::script::{AddFault, Header, LoadFault, Op, Reported, run_ops, run_ops_with_query};
 use procnotify_sim::{Config, NotifyContext, SimKernel, SimOs};
 use proptest::prelude::*;
 
@@ -96,6 +100,21 @@ proptest! {
         })
     ) {
         if let Err(failure) = run_ops(header, &ops) {
+            return Err(TestCaseError::fail(failure));
+        }
+    }
+
+    /// The same sequences with `IOCTL_PROCNOTIFY_QUERY` answered after every
+    /// step into buffers of an arbitrary and of every boundary length, each
+    /// reply checked against the model (`procnotify_sim::script::run_query`).
+    #[test]
+    fn the_query_reply_matches_the_reference_model_after_every_step(
+        (header, ops) in header().prop_flat_map(|header| {
+            (Just(header), prop::collection::vec(op(header.boot, header.max), 0..40))
+        }),
+        seed in any::<u16>(),
+    ) {
+        if let Err(failure) = run_ops_with_query(header, &ops, seed) {
             return Err(TestCaseError::fail(failure));
         }
     }

@@ -13,7 +13,11 @@
 //!   machine, table growth, the hooks, accounting, the trace line);
 //! - `Context::current` (a reader on the current processor);
 //! - `PerProcessor::visit` (the work of procnotify's DPC);
-//! - `Table::get` (a lookup by index).
+//! - `Table::get` (a lookup by index);
+//! - `abi::check_request` and `abi::encode` (the driver's
+//!   `IOCTL_PROCNOTIFY_QUERY` handler: the table mapped to rows as
+//!   `src/entry.rs` maps it, written into output buffers of arbitrary
+//!   length).
 //!
 //! If the optimiser cannot prove that a call can never panic, the `no-panic`
 //! crate turns that into a link error naming the function. The check needs
@@ -35,6 +39,7 @@ use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicU32, Ordering};
 use std::hint::black_box;
 
+use procnotify_core::abi::{self, Row, Summary};
 use procnotify_core::monitor::{Monitor, PerProcessor, TargetedDpc};
 use procnotify_core::{Context, Driver, NtStatus, ProcNumber, RawNotification, Sink, Slot, Table};
 use procnotify_sim::kit::{Heap, MiniOs};
@@ -83,17 +88,54 @@ fn visit_path(context: &ProofContext) -> u64 {
     context.current().map_or(0, |value| value.visit(context.os()))
 }
 
+/// The query handler's work (`IOCTL_PROCNOTIFY_QUERY`): check the request,
+/// map the table to rows and encode them into `out`, as the driver's
+/// `EvtIoDeviceControl` does. Returns the bytes written.
+#[inline(never)]
+fn query_path(context: &ProofContext, code: u32, input_len: usize, out: &mut [u8]) -> usize {
+    if abi::check_request(code, input_len).is_err() {
+        return 0;
+    }
+    let table = context.table();
+    let stats = context.stats();
+    let summary = Summary {
+        capacity: table.capacity(),
+        reported_max: table.capacity(),
+        allocated_slots: table.allocated_slots(),
+        slot_bytes: u32::try_from(table.slot_bytes()).unwrap_or(u32::MAX),
+        index_bytes: u32::try_from(table.index_bytes()).unwrap_or(u32::MAX),
+        notifications: stats.notifications,
+        vetoes: stats.vetoes,
+        anomalies: stats.anomalies,
+    };
+    let rows = table.slots().map(|slot| {
+        let counters = slot.value().counters();
+        Row {
+            index: slot.index(),
+            number: slot.proc_number(),
+            state: slot.state(),
+            starts: counters.starts,
+            completes: counters.completes,
+            failures: counters.failures,
+            visits: counters.visits,
+        }
+    });
+    abi::encode(out, &summary, rows).written
+}
+
 #[cfg(procnotify_no_panic_canary)]
 #[no_panic::no_panic]
 fn canary(values: &[u32], index: usize) -> u32 {
     values[index]
 }
 
-/// Arbitrary notifications (any state, index, status and location) and reads
-/// on arbitrary processors. Returns the number of calls to the four paths.
+/// Arbitrary notifications (any state, index, status and location), reads
+/// on arbitrary processors and queries into buffers of arbitrary length.
+/// Returns the number of calls to the five paths.
 fn exercise(context: &ProofContext, rounds: u32) -> u32 {
     let mut calls = 0_u32;
     let mut seed = black_box(0x2545_F491_u32);
+    let mut out = vec![0_u8; abi::MAX_REPLY_SIZE + 100];
     for _ in 0..rounds {
         seed ^= seed << 13;
         seed ^= seed >> 17;
@@ -111,7 +153,15 @@ fn exercise(context: &ProofContext, rounds: u32) -> u32 {
             black_box(visit_path(black_box(context)));
         });
         black_box(lookup(context.table(), black_box(seed)));
-        calls = calls.wrapping_add(4);
+        let len = (seed as usize).rotate_right(3) % out.len();
+        let code = if seed.is_multiple_of(7) { seed } else { abi::IOCTL_PROCNOTIFY_QUERY };
+        black_box(query_path(
+            black_box(context),
+            black_box(code),
+            black_box(seed.is_multiple_of(11).into()),
+            &mut out[..len],
+        ));
+        calls = calls.wrapping_add(5);
     }
     calls
 }

@@ -33,6 +33,11 @@
 //! - [`driver`]: load and unload ([`Driver`], [`DriverCell`] for a `static`).
 //! - [`monitor`]: procnotify's own hooks (counters and a DPC per processor).
 //!
+//! Beside them, [`abi`]: the wire format of the driver's user-mode query
+//! (`IOCTL_PROCNOTIFY_QUERY`), its encoder and decoder and the printed
+//! forms of the table. It uses plain values only; the driver maps its table
+//! to the query's rows at its edge.
+//!
 //! # Example
 //!
 //! A per-processor counter, loaded against the simulator (on Windows the
@@ -85,6 +90,7 @@
 #[cfg(test)]
 extern crate std;
 
+pub mod abi;
 pub mod driver;
 pub mod engine;
 pub mod hooks;

@@ -40,9 +40,16 @@ impl NtStatus {
     pub const DEVICE_NOT_READY: Self = Self::from_bits(0xC000_00A3);
     /// `STATUS_TIMEOUT`.
     pub const TIMEOUT: Self = Self::from_bits(0x0000_0102);
+    /// `STATUS_BUFFER_OVERFLOW`: a warning; the output holds what fit.
+    pub const BUFFER_OVERFLOW: Self = Self::from_bits(0x8000_0005);
+    /// `STATUS_BUFFER_TOO_SMALL`: nothing was written.
+    pub const BUFFER_TOO_SMALL: Self = Self::from_bits(0xC000_0023);
+    /// `STATUS_INVALID_DEVICE_REQUEST`: an I/O control code the device does
+    /// not know.
+    pub const INVALID_DEVICE_REQUEST: Self = Self::from_bits(0xC000_0010);
 
     /// The statuses this crate can name, for logs and the simulator.
-    const NAMES: [(Self, &'static str); 10] = [
+    const NAMES: [(Self, &'static str); 13] = [
         (Self::SUCCESS, "STATUS_SUCCESS"),
         (Self::UNSUCCESSFUL, "STATUS_UNSUCCESSFUL"),
         (Self::INVALID_PARAMETER, "STATUS_INVALID_PARAMETER"),
@@ -53,6 +60,9 @@ impl NtStatus {
         (Self::NO_MEMORY, "STATUS_NO_MEMORY"),
         (Self::DEVICE_NOT_READY, "STATUS_DEVICE_NOT_READY"),
         (Self::TIMEOUT, "STATUS_TIMEOUT"),
+        (Self::BUFFER_OVERFLOW, "STATUS_BUFFER_OVERFLOW"),
+        (Self::BUFFER_TOO_SMALL, "STATUS_BUFFER_TOO_SMALL"),
+        (Self::INVALID_DEVICE_REQUEST, "STATUS_INVALID_DEVICE_REQUEST"),
     ];
 
     /// The status whose bit pattern is `bits` (NTSTATUS values are usually

@@ -15,6 +15,9 @@
 //!   leaks, double frees and uses after free are found.
 //! - [`SimOs`] and [`SimDpc`]: the simulator's side of the OS interface,
 //!   mirroring the Windows layer (a trampoline, a targeted DPC per processor).
+//! - [`query`]: the driver's `IOCTL_PROCNOTIFY_QUERY` answered by a driver
+//!   loaded in the simulator, with the Windows driver's mapping of the table
+//!   to the reply's rows.
 #![allow(
     clippy::missing_panics_doc,
     clippy::cast_possible_truncation,
@@ -27,6 +30,7 @@ pub mod cli;
 mod kernel;
 pub mod kit;
 mod os;
+pub mod query;
 pub mod script;
 
 pub use alloc::{AllocStats, POISON, SimAllocator};

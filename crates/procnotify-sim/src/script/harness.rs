@@ -12,6 +12,7 @@ use parking_lot::Mutex;
 use procnotify_core::{NotifyState, NtStatus, Slot, SlotState};
 
 use super::model::{Model, Reg, Value};
+use super::query::{self, Expected};
 use super::{AddFault, Header, LoadFault, Op, Summary};
 use crate::kernel::{Handle, HotAdd, SimKernel};
 use crate::os::{SimDriver, SimOs};
@@ -50,10 +51,12 @@ pub(super) struct Harness {
     attempts_at_start: u64,
     summary: Summary,
     trace: Vec<String>,
+    /// The length seed of the query checks, when they are on.
+    query: Option<u16>,
 }
 
 impl Harness {
-    pub(super) fn new(header: Header) -> Self {
+    pub(super) fn new(header: Header, query: Option<u16>) -> Self {
         let config = header.config();
         let kernel = SimKernel::boot(config);
         let mut harness = Self {
@@ -65,6 +68,7 @@ impl Harness {
             attempts_at_start: 0,
             summary: Summary::default(),
             trace: std::vec![format!("{header:?}; load")],
+            query,
         };
         if header.other_before {
             harness.others[0] = Some(other_driver(&harness.kernel));
@@ -78,7 +82,8 @@ impl Harness {
         self.begin_op();
         self.load(LoadFault::None)?;
         self.end_op()?;
-        self.check(true)
+        self.check(true)?;
+        self.check_query()
     }
 
     /// The final unload: nothing may stay allocated.
@@ -296,7 +301,37 @@ impl Harness {
         }
         self.end_op()?;
         let full = matches!(op, Op::Toggle | Op::Reload(_)) || self.summary.steps.is_multiple_of(FULL_CHECK_EVERY);
-        self.check(full)
+        self.check(full)?;
+        self.check_query()
+    }
+
+    /// With query checks on and procnotify loaded: its query's replies, for
+    /// the lengths `query::check` picks, against the model.
+    fn check_query(&self) -> Result<(), String> {
+        let (Some(seed), Some(driver)) = (self.query, &self.driver) else { return Ok(()) };
+        let rows = (0..self.model.capacity)
+            .filter_map(|index| {
+                let value = self.model.value(index)?;
+                let c = value.counters;
+                Some(procnotify_core::abi::Row {
+                    index,
+                    number: value.number,
+                    state: value.state,
+                    starts: c.starts,
+                    completes: c.completes,
+                    failures: c.failures,
+                    visits: c.visits,
+                })
+            })
+            .collect();
+        let expected = Expected {
+            rows,
+            capacity: self.model.capacity,
+            reported_max: self.kernel.config().reported_max,
+            allocated_slots: self.model.allocated_slots(),
+            stats: self.model.stats,
+        };
+        query::check(driver, &expected, seed, self.summary.steps).map_err(|what| self.fail(&what))
     }
 
     /// Compares the slot at `index` (or its absence) with the model.

@@ -6,7 +6,9 @@
 //! One decoder serves both the cargo-fuzz target (`fuzz/fuzz_targets/notifications.rs`)
 //! and the corpus replay test (`tests/fuzz_corpus.rs`), so a seed that passes
 //! one passes the other; the property test (`tests/properties.rs`) builds
-//! [`Op`]s directly and calls [`run_ops`].
+//! [`Op`]s directly and calls [`run_ops`]. [`run_query`] runs the same
+//! scripts for the query's fuzz target (`fuzz/fuzz_targets/query.rs`) and
+//! also checks `IOCTL_PROCNOTIFY_QUERY`'s reply after every step.
 //!
 //! # The reference model
 //!
@@ -94,8 +96,10 @@ mod bytes;
 mod harness;
 mod memory;
 mod model;
+mod query;
 
 pub use bytes::{decode, encode};
+pub use query::run_query;
 
 /// The machine a script runs on (decoded from the header bytes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -254,7 +258,21 @@ pub fn run(bytes: &[u8]) -> Result<Summary, String> {
 ///
 /// As [`run`].
 pub fn run_ops(header: Header, ops: &[Op]) -> Result<Summary, String> {
-    let mut harness = harness::Harness::new(header);
+    run_ops_checked(header, ops, None)
+}
+
+/// [`run_ops`], with procnotify's query also checked after every step, with
+/// output lengths derived from `seed` (see [`run_query`]).
+///
+/// # Errors
+///
+/// As [`run_query`].
+pub fn run_ops_with_query(header: Header, ops: &[Op], seed: u16) -> Result<Summary, String> {
+    run_ops_checked(header, ops, Some(seed))
+}
+
+fn run_ops_checked(header: Header, ops: &[Op], query: Option<u16>) -> Result<Summary, String> {
+    let mut harness = harness::Harness::new(header, query);
     harness.start()?;
     for &op in ops {
         harness.step(op)?;
