@@ -10,8 +10,8 @@ use std::vec::Vec;
 
 use procnotify_core::NtStatus;
 
-use super::faults::Planned;
-use super::others::Other;
+use super::faults::Faults;
+use super::others::Others;
 use super::report::{Kind, Row, Sink, Summary, TableView};
 use super::step::{AddFault, LoadFault, Origin, Script, Step};
 use super::values::{parse_status, status_words};
@@ -31,10 +31,10 @@ pub(super) struct Last {
 pub struct Machine<'a> {
     pub(super) kernel: SimKernel,
     pub(super) driver: Option<SimDriver>,
-    pub(super) others: Vec<Other>,
+    others: Others,
     pub(super) sink: &'a mut dyn Sink,
     pub(super) err: &'a mut dyn Write,
-    pub(super) planned: Vec<Planned>,
+    faults: Faults,
     pub(super) last: Last,
     pub(super) summary: Summary,
     procnotify_vetoes: u32,
@@ -59,10 +59,10 @@ impl<'a> Machine<'a> {
         Self {
             kernel,
             driver: None,
-            others: Vec::new(),
+            others: Others::default(),
             sink,
             err,
-            planned: Vec::new(),
+            faults: Faults::default(),
             last: Last::default(),
             summary: Summary::default(),
             procnotify_vetoes: 0,
@@ -90,7 +90,7 @@ impl<'a> Machine<'a> {
     fn step(&mut self, origin: &Origin, step: &Step) {
         match step {
             Step::OtherDriver { name, vetoes } => self.register_other(origin, name, vetoes),
-            Step::Fault(fault) => self.plan(origin, *fault),
+            Step::Fault(fault) => self.faults.plan(&self.kernel, origin, *fault),
             Step::Load(fault) => {
                 if self.driver.is_some() {
                     self.note("== load: procnotify is already loaded; nothing to do");
@@ -139,6 +139,12 @@ impl<'a> Machine<'a> {
         }
     }
 
+    fn register_other(&mut self, origin: &Origin, name: &str, vetoes: &[(u32, NtStatus)]) {
+        self.note(&Others::announcement(name, vetoes));
+        self.others.register(&self.kernel, origin, name, vetoes);
+        self.drain();
+    }
+
     /// Flushes DPCs and prints what happened since the last drain. The DPC's
     /// `visit` lines come last: on Windows they are printed on the target
     /// processor at its own time; here, after the step that queued them.
@@ -161,11 +167,11 @@ impl<'a> Machine<'a> {
                 SimEvent::Note(line) => self.sink.line(Kind::Note, &line),
                 SimEvent::Kernel(event) => {
                     if let KernelEvent::Vetoed { registration, .. } = event
-                        && !self.others.iter().any(|other| other.id == registration)
+                        && !self.others.is_other(registration)
                     {
                         self.procnotify_vetoes += 1;
                     }
-                    let line = event.line(&|id| Some(self.who(id)), Some(max));
+                    let line = event.line(&|id| Some(self.others.who(id)), Some(max));
                     self.sink.line(Kind::Kernel, &line);
                 }
             }
@@ -178,10 +184,10 @@ impl<'a> Machine<'a> {
     fn load(&mut self, origin: &Origin, fault: LoadFault) {
         self.summary.loads += 1;
         self.note("== DriverEntry: procnotify loads (KeRegisterProcessorChangeCallback with ADD_EXISTING)");
-        let armed = self.arm_load(origin, fault);
+        let armed = self.faults.arm_load(&self.kernel, origin, fault);
         let result = SimOs::load_monitor(&self.kernel);
         self.drain();
-        self.check_armed(armed);
+        self.faults.check(&self.kernel, &self.others, armed, &mut *self.err);
         match result {
             Ok(driver) => {
                 let present = driver.context().present();
@@ -235,11 +241,11 @@ impl<'a> Machine<'a> {
     fn hot_add(&mut self, origin: &Origin, fault: &AddFault) {
         self.summary.attempted += 1;
         let index = self.kernel.processor_count();
-        let armed = self.arm_add(origin, index, fault);
+        let armed = self.faults.arm_add(&self.kernel, &self.others, (origin, index, fault), &mut *self.err);
         self.note("== hot-add");
         let result = self.kernel.hot_add();
         self.drain();
-        self.check_armed(armed);
+        self.faults.check(&self.kernel, &self.others, armed, &mut *self.err);
         let line = match result {
             HotAdd::Added(index) => {
                 self.summary.succeeded += 1;
@@ -293,24 +299,19 @@ impl<'a> Machine<'a> {
             self.note("== end of session: procnotify unloads");
             self.unload();
         }
-        for n in 0..self.others.len() {
-            if let Some(handle) = self.others.get_mut(n).and_then(|other| other.handle.take()) {
-                let name = self.others.get(n).map(|other| other.name.clone()).unwrap_or_default();
-                self.note(&format!("== other driver \"{name}\" deregisters"));
-                self.kernel.deregister(handle);
-                self.drain();
-            }
+        for (name, handle) in self.others.take_handles() {
+            self.note(&format!("== other driver \"{name}\" deregisters"));
+            self.kernel.deregister(handle);
+            self.drain();
         }
         self.close()
     }
 
     fn close(mut self) -> Summary {
-        self.report_planned();
         let mut summary = std::mem::take(&mut self.summary);
+        summary.faults.extend(std::mem::take(&mut self.faults).finish(&self.kernel, &self.others, &mut *self.err));
         summary.vetoes.push((String::from("procnotify"), self.procnotify_vetoes));
-        for other in &self.others {
-            summary.vetoes.push((format!("other driver \"{}\"", other.name), other.plan.lock().vetoes));
-        }
+        summary.vetoes.extend(self.others.veto_counts());
         summary.pool = self.kernel.pool().stats();
         summary.violations = self.kernel.violations();
         summary.payloads_live = self.kernel.payloads_live();
