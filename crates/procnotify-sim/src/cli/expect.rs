@@ -13,14 +13,14 @@ use crate::kernel::HotAdd;
 
 impl Machine<'_> {
     pub(super) fn expect(&mut self, origin: &Origin, expect: &Expect) {
-        self.summary.expectations += 1;
+        self.summary.expectations.checked += 1;
         match self.check(expect) {
             Ok(()) => self.note(&format!("== expect {expect}: met")),
             Err(got) => {
                 let message = format!("expect {expect}: not met: {got}");
                 self.note(&format!("== {message}"));
                 self.complain(origin, &message);
-                self.summary.unmet.push(format!("{origin}: {message}"));
+                self.summary.expectations.unmet.push(format!("{origin}: {message}"));
             }
         }
     }

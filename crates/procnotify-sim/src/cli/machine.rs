@@ -10,9 +10,10 @@ use std::vec::Vec;
 
 use procnotify_core::NtStatus;
 
+use super::budget::{Limits, Metered, Usage};
 use super::faults::Faults;
 use super::others::Others;
-use super::report::{Kind, Row, Sink, Summary, TableView};
+use super::report::{FailedLoad, FaultResult, Kind, Pool, Row, Sink, Status, Summary, TableView, Vetoes};
 use super::step::{AddFault, LoadFault, Origin, Script, Step};
 use super::values::{parse_status, status_words};
 use crate::kernel::{HotAdd, KernelEvent, SimEvent, SimKernel};
@@ -32,20 +33,23 @@ pub struct Machine<'a> {
     pub(super) kernel: SimKernel,
     pub(super) driver: Option<SimDriver>,
     others: Others,
-    pub(super) sink: &'a mut dyn Sink,
-    pub(super) err: &'a mut dyn Write,
+    sink: Metered<'a>,
     faults: Faults,
     pub(super) last: Last,
     pub(super) summary: Summary,
     procnotify_vetoes: u32,
     pub(super) unexpected_load_failure: bool,
+    /// The step at which a limit was reached.
+    stopped_at: Option<Origin>,
 }
 
 impl<'a> Machine<'a> {
-    /// Boots the machine `script.setup` describes.
-    pub fn new(script: &Script, sink: &'a mut dyn Sink, err: &'a mut dyn Write) -> Self {
+    /// Boots the machine `script.setup` describes; the session writes to
+    /// `sink` and `err` within `limits`.
+    pub fn new(script: &Script, sink: &'a mut dyn Sink, err: &'a mut dyn Write, limits: Limits) -> Self {
         let config = script.setup.config();
         let kernel = SimKernel::boot(config);
+        let mut sink = Metered::new(sink, err, limits);
         sink.line(
             Kind::Note,
             &format!(
@@ -61,19 +65,26 @@ impl<'a> Machine<'a> {
             driver: None,
             others: Others::default(),
             sink,
-            err,
             faults: Faults::default(),
             last: Last::default(),
             summary: Summary::default(),
             procnotify_vetoes: 0,
             unexpected_load_failure: false,
+            stopped_at: None,
         }
     }
 
-    /// Runs every step, unloads, and returns the summary.
-    pub fn run(mut self, script: &Script) -> Summary {
+    /// Runs every step (until a limit is reached), unloads, writes the
+    /// summary and returns it with what the session used.
+    pub fn run(mut self, script: &Script) -> (Summary, Usage) {
         for (origin, step) in &script.steps {
-            self.step(origin, step);
+            if self.sink.charge(1) {
+                self.step(origin, step);
+            }
+            if self.sink.reached().is_some() {
+                self.stopped_at = Some(origin.clone());
+                break;
+            }
         }
         self.finish()
     }
@@ -84,7 +95,12 @@ impl<'a> Machine<'a> {
 
     /// A message on stderr.
     pub(super) fn complain(&mut self, origin: &Origin, text: &str) {
-        let _ = writeln!(self.err, "simulate: {origin}: {text}");
+        let _ = writeln!(self.sink.err(), "simulate: {origin}: {text}");
+    }
+
+    /// Whether a limit was reached: the session stops.
+    fn stopping(&self) -> bool {
+        self.sink.reached().is_some()
     }
 
     fn step(&mut self, origin: &Origin, step: &Step) {
@@ -117,6 +133,9 @@ impl<'a> Machine<'a> {
             }
             Step::HotAdd { count, fault } => {
                 for n in 0..*count {
+                    if self.stopping() {
+                        break;
+                    }
                     self.hot_add(origin, if n == 0 { fault } else { &AddFault::None });
                 }
             }
@@ -128,6 +147,9 @@ impl<'a> Machine<'a> {
             Step::Read(processor) => self.read(*processor),
             Step::ReadAll => {
                 for processor in 0..self.kernel.processor_count() {
+                    if self.stopping() {
+                        break;
+                    }
                     self.read(processor);
                 }
             }
@@ -171,8 +193,13 @@ impl<'a> Machine<'a> {
                     {
                         self.procnotify_vetoes += 1;
                     }
-                    let line = event.line(&|id| Some(self.others.who(id)), Some(max));
-                    self.sink.line(Kind::Kernel, &line);
+                    if self.sink.wants_lines() {
+                        let line = event.line(&|id| Some(self.others.who(id)), Some(max));
+                        self.sink.line(Kind::Kernel, &line);
+                    } else {
+                        // Made and dropped all the same: charged, not formatted.
+                        self.sink.charge(1);
+                    }
                 }
             }
         }
@@ -187,7 +214,7 @@ impl<'a> Machine<'a> {
         let armed = self.faults.arm_load(&self.kernel, origin, fault);
         let result = SimOs::load_monitor(&self.kernel);
         self.drain();
-        self.faults.check(&self.kernel, &self.others, armed, &mut *self.err);
+        self.faults.check(&self.kernel, &self.others, armed, self.sink.err());
         match result {
             Ok(driver) => {
                 let present = driver.context().present();
@@ -202,7 +229,7 @@ impl<'a> Machine<'a> {
                     "== DriverEntry returned {status}: load failed; {live} pool allocations left (expected 0)"
                 ));
                 self.complain(origin, &format!("load failed: {}", status_words(status)));
-                self.summary.failed_loads.push((self.summary.loads, status));
+                self.summary.failed_loads.push(FailedLoad { load: self.summary.loads, status: Status(status) });
                 self.unexpected_load_failure = true;
                 self.last.load = Some(Err(status));
             }
@@ -211,26 +238,26 @@ impl<'a> Machine<'a> {
 
     pub(super) fn table(&self) -> Option<TableView> {
         let table = self.driver.as_ref()?.context().table();
-        Some(TableView {
-            capacity: table.capacity(),
-            allocated_slots: table.allocated_slots(),
-            slot_bytes: table.slot_bytes(),
-            index_bytes: table.index_bytes(),
-            rows: table
-                .slots()
-                .map(|slot| Row {
-                    index: slot.index(),
-                    state: slot.state(),
-                    number: slot.proc_number(),
-                    counters: slot.value().counters(),
-                })
-                .collect(),
-        })
+        let rows =
+            table.slots().map(|slot| Row::new(slot.index(), slot.state(), slot.proc_number(), slot.value().counters()));
+        Some(TableView::new(
+            table.capacity(),
+            table.allocated_slots(),
+            (table.slot_bytes(), table.index_bytes()),
+            rows.collect(),
+        ))
     }
 
+    /// Prints the table (unless the output leaves it out), then unloads.
     fn unload(&mut self) {
-        let Some(table) = self.table() else { return };
-        self.sink.table(&table);
+        if self.driver.is_none() {
+            return;
+        }
+        if self.sink.tables_at_unload()
+            && let Some(table) = self.table()
+        {
+            self.sink.table(&table);
+        }
         if let Some(driver) = self.driver.take() {
             self.note("== EvtDriverUnload: procnotify unloads");
             driver.unload();
@@ -239,27 +266,27 @@ impl<'a> Machine<'a> {
     }
 
     fn hot_add(&mut self, origin: &Origin, fault: &AddFault) {
-        self.summary.attempted += 1;
+        self.summary.adds.attempted += 1;
         let index = self.kernel.processor_count();
-        let armed = self.faults.arm_add(&self.kernel, &self.others, (origin, index, fault), &mut *self.err);
+        let armed = self.faults.arm_add(&self.kernel, &self.others, (origin, index, fault), self.sink.err());
         self.note("== hot-add");
         let result = self.kernel.hot_add();
         self.drain();
-        self.faults.check(&self.kernel, &self.others, armed, &mut *self.err);
+        self.faults.check(&self.kernel, &self.others, armed, self.sink.err());
         let line = match result {
             HotAdd::Added(index) => {
-                self.summary.succeeded += 1;
+                self.summary.adds.succeeded += 1;
                 format!("== processor {index} added")
             }
             HotAdd::Failed { index, status } => {
-                self.summary.failed += 1;
+                self.summary.adds.failed += 1;
                 format!(
                     "== add of processor {index} failed: {}; the next add reuses index {index}",
                     status_words(status)
                 )
             }
             HotAdd::Refused(refusal) => {
-                self.summary.refused += 1;
+                self.summary.adds.refused += 1;
                 format!("== hot-add refused: {}", refusal.words(Some(self.kernel.config().max)))
             }
         };
@@ -294,7 +321,7 @@ impl<'a> Machine<'a> {
         parse_status(inner.trim_end_matches(')')).ok()
     }
 
-    fn finish(mut self) -> Summary {
+    fn finish(mut self) -> (Summary, Usage) {
         if self.driver.is_some() {
             self.note("== end of session: procnotify unloads");
             self.unload();
@@ -307,24 +334,35 @@ impl<'a> Machine<'a> {
         self.close()
     }
 
-    fn close(mut self) -> Summary {
+    fn close(mut self) -> (Summary, Usage) {
         let mut summary = std::mem::take(&mut self.summary);
-        summary.faults.extend(std::mem::take(&mut self.faults).finish(&self.kernel, &self.others, &mut *self.err));
-        summary.vetoes.push((String::from("procnotify"), self.procnotify_vetoes));
-        summary.vetoes.extend(self.others.veto_counts());
-        summary.pool = self.kernel.pool().stats();
+        let faults = std::mem::take(&mut self.faults).finish(&self.kernel, &self.others, self.sink.err());
+        summary.faults.extend(faults.into_iter().map(|(fault, fired)| FaultResult { fault, fired }));
+        summary.vetoes.push(Vetoes { by: String::from("procnotify"), count: self.procnotify_vetoes });
+        summary.vetoes.extend(self.others.veto_counts().into_iter().map(|(by, count)| Vetoes { by, count }));
+        summary.pool = Pool::from(self.kernel.pool().stats());
         summary.violations = self.kernel.violations();
         summary.payloads_live = self.kernel.payloads_live();
         summary.clean = summary.pool.live == 0 && summary.violations.is_empty() && summary.payloads_live == 0;
-        if summary.refused > 0 {
+        let adds = summary.adds;
+        if adds.refused > 0 {
             let _ = writeln!(
-                self.err,
+                self.sink.err(),
                 "simulate: note: {} of {} hot-add attempts were refused before any notification",
-                summary.refused, summary.attempted
+                adds.refused,
+                adds.attempted
             );
         }
-        summary.exit = super::Exit::of(&summary, self.unexpected_load_failure);
-        summary
+        // A limit reached by the final unload stops nothing more, but its
+        // lines were dropped all the same: say so.
+        let stopped_at = self.stopped_at.take().or_else(|| Some(Origin::Flag(String::from("end of session"))));
+        if let (Some(origin), Some(message)) = (stopped_at, self.sink.message()) {
+            let _ = writeln!(self.sink.err_always(), "simulate: {origin}: stopped: {message}");
+            summary.stopped = Some(format!("{origin}: {message}"));
+        }
+        summary.exit = summary.verdict(self.unexpected_load_failure);
+        self.sink.finish(&summary);
+        (summary, self.sink.usage())
     }
 }
 
