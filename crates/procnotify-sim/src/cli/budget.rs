@@ -67,13 +67,15 @@ pub struct Metered<'a> {
     muted: io::Sink,
     limits: Limits,
     work: u64,
+    /// Bytes the summary will take (its lists grow with the session).
+    reserved: u64,
     reached: Option<Limit>,
 }
 
 impl<'a> Metered<'a> {
     /// Meters `sink` and `err`.
     pub fn new(sink: &'a mut dyn Sink, err: &'a mut dyn Write, limits: Limits) -> Self {
-        Self { sink, err: Counted::new(err), muted: io::sink(), limits, work: 0, reached: None }
+        Self { sink, err: Counted::new(err), muted: io::sink(), limits, work: 0, reserved: 0, reached: None }
     }
 
     /// Standard error, for messages; they are dropped once a limit is reached.
@@ -90,13 +92,21 @@ impl<'a> Metered<'a> {
         self.sink.written().saturating_add(self.err.bytes())
     }
 
+    /// Reserves `bytes` of output for the summary, which is written at the
+    /// end whatever was reached: a session whose summary grows (a failed
+    /// load, a fault, an unmet expectation each add a line) is stopped
+    /// before the summary would take it past the output limit.
+    pub fn reserve(&mut self, bytes: u64) {
+        self.reserved = self.reserved.saturating_add(bytes);
+    }
+
     /// Charges `units` of work; `false` once a limit has been passed.
     pub fn charge(&mut self, units: u64) -> bool {
         self.work = self.work.saturating_add(units);
         if self.reached.is_none() {
             if self.work > self.limits.work {
                 self.reached = Some(Limit::Work);
-            } else if self.written() > self.limits.output {
+            } else if self.written().saturating_add(self.reserved) > self.limits.output {
                 self.reached = Some(Limit::Output);
             }
         }

@@ -6,7 +6,7 @@ use std::string::{String, ToString};
 
 use procnotify_core::SlotState;
 
-use super::machine::Machine;
+use super::machine::{Machine, SUMMARY_LINE};
 use super::step::{AddResult, Expect, Origin, SlotExpect};
 use super::values::status_words;
 use crate::kernel::HotAdd;
@@ -20,7 +20,9 @@ impl Machine<'_> {
                 let message = format!("expect {expect}: not met: {got}");
                 self.note(&format!("== {message}"));
                 self.complain(origin, &message);
-                self.summary.expectations.unmet.push(format!("{origin}: {message}"));
+                let message = format!("{origin}: {message}");
+                self.sink.reserve(SUMMARY_LINE + message.len() as u64);
+                self.summary.expectations.unmet.push(message);
             }
         }
     }

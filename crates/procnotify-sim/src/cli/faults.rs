@@ -62,6 +62,14 @@ pub(super) struct Faults {
     /// (label, fired) of each step's own fault, as checked, then of every
     /// planned fault and standing veto at the end.
     results: Vec<(String, bool)>,
+    /// Bytes the results added since [`Faults::take_summary_bytes`] was
+    /// last called: what they will add to the summary.
+    summary_bytes: u64,
+}
+
+/// About the bytes a fault's line takes in the summary, text or JSON.
+fn summary_bytes(label: &str) -> u64 {
+    label.len() as u64 + 32
 }
 
 fn step_label(origin: &Origin, what: &str) -> String {
@@ -140,6 +148,7 @@ impl Faults {
                 Some((other, before)) => Some(Check::Veto { other, before }),
                 None => {
                     let _ = writeln!(err, "simulate: {origin}: no registered other driver \"{driver}\" to veto");
+                    self.summary_bytes += summary_bytes(&label);
                     self.results.push((label.clone(), false));
                     None
                 }
@@ -220,6 +229,7 @@ impl Faults {
                             "simulate: fault did not fire: {label}: its target was not reached in that step"
                         );
                     }
+                    self.summary_bytes += summary_bytes(&label);
                     self.results.push((label, fired));
                 }
             }
@@ -238,6 +248,12 @@ impl Faults {
                 }
             }
         }
+    }
+
+    /// The bytes the results added to the summary since the last call (the
+    /// session charges them to its output limit as they accrue).
+    pub(super) fn take_summary_bytes(&mut self) -> u64 {
+        std::mem::take(&mut self.summary_bytes)
     }
 
     /// At the end: every planned fault and standing veto, fired or not (each

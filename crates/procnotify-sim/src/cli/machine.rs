@@ -19,6 +19,10 @@ use super::values::{parse_status, status_words};
 use crate::kernel::{HotAdd, KernelEvent, SimEvent, SimKernel};
 use crate::os::{SimDriver, SimOs};
 
+/// About the bytes a line of the summary takes, text or JSON (a failed load,
+/// an unmet expectation beyond its message).
+pub(super) const SUMMARY_LINE: u64 = 80;
+
 /// What the last steps did, for `expect`.
 #[derive(Default)]
 pub(super) struct Last {
@@ -33,7 +37,7 @@ pub struct Machine<'a> {
     pub(super) kernel: SimKernel,
     pub(super) driver: Option<SimDriver>,
     others: Others,
-    sink: Metered<'a>,
+    pub(super) sink: Metered<'a>,
     faults: Faults,
     pub(super) last: Last,
     pub(super) summary: Summary,
@@ -215,6 +219,7 @@ impl<'a> Machine<'a> {
         let result = SimOs::load_monitor(&self.kernel);
         self.drain();
         self.faults.check(&self.kernel, &self.others, armed, self.sink.err());
+        self.sink.reserve(self.faults.take_summary_bytes());
         match result {
             Ok(driver) => {
                 let present = driver.context().present();
@@ -230,6 +235,7 @@ impl<'a> Machine<'a> {
                 ));
                 self.complain(origin, &format!("load failed: {}", status_words(status)));
                 self.summary.failed_loads.push(FailedLoad { load: self.summary.loads, status: Status(status) });
+                self.sink.reserve(SUMMARY_LINE);
                 self.unexpected_load_failure = true;
                 self.last.load = Some(Err(status));
             }
@@ -273,6 +279,7 @@ impl<'a> Machine<'a> {
         let result = self.kernel.hot_add();
         self.drain();
         self.faults.check(&self.kernel, &self.others, armed, self.sink.err());
+        self.sink.reserve(self.faults.take_summary_bytes());
         let line = match result {
             HotAdd::Added(index) => {
                 self.summary.adds.succeeded += 1;
