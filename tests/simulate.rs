@@ -412,3 +412,78 @@ fn memory_does_not_grow_with_the_number_of_hot_adds() {
     // for 1020 more processors costs about 150 KB.
     assert!(large < small + 1024, "{large} KiB vs {small} KiB: the peak grew by more than 1 MiB");
 }
+
+/// The README's quick-start excerpt is the golden trace with `...` wherever
+/// lines are left out (blank lines may go), down to the summary.
+#[test]
+fn the_readme_excerpt_is_the_golden_trace_with_ellipses() {
+    let readme = include_str!("../README.md");
+    let excerpt = readme
+        .split("--fail-add 6\n```\n\n```text\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n```").next())
+        .expect("the quick start's output block");
+    let golden: Vec<&str> = include_str!("golden/simulate-boot4-add4-fail6.txt").lines().collect();
+    let (mut at, mut skipped) = (0, false);
+    for line in excerpt.lines() {
+        if line == "..." {
+            skipped = true;
+            continue;
+        }
+        let found = golden[at..].iter().position(|g| *g == line).unwrap_or_else(|| panic!("not in order: {line}"));
+        let left_out: Vec<_> = golden[at..at + found].iter().filter(|l| !l.is_empty()).collect();
+        assert!(skipped || left_out.is_empty(), "left out before `{line}` without `...`: {left_out:?}");
+        (at, skipped) = (at + found + 1, false);
+    }
+    assert!(skipped || at == golden.len(), "the excerpt stops before the end without `...`");
+    assert!(excerpt.contains("\n== summary\n") && excerpt.ends_with("exit code: 0 (ok)"), "{excerpt}");
+}
+
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The README, the benchmarks doc and `simulate` give the same memory
+/// figures, in one accounting: requested bytes (what `simulate` counts) and
+/// pool bytes including padding (`NonPagedPool`'s 136 bytes per 128-byte
+/// aligned segment).
+#[test]
+fn readme_benchmarks_and_simulate_agree_on_memory() {
+    let run = line("run --boot 4 --max 2048 --add 0 -q --table --format json");
+    let doc = schema::document(&run.out);
+    let table = doc["events"].as_array().unwrap().iter().find(|e| e["kind"] == "table").unwrap();
+    let (slots, index) = (table["slot_bytes"].as_u64().unwrap(), table["index_bytes"].as_u64().unwrap());
+    let requested = slots + index;
+    let padded = requested + 136; // the processors present at load take one segment
+    let peak = doc["summary"]["pool"]["bytes_peak"].as_u64().unwrap();
+    assert_eq!((slots, index, requested, padded, peak), (512, 16_384, 16_896, 17_032, 17_056));
+    let text = line("run --boot 4 --max 2048 --add 0 -q");
+    assert!(text.out.contains(&format!(" peak={peak} ")), "{}", text.out);
+    let readme = include_str!("../README.md");
+    let benchmarks = include_str!("../docs/benchmarks.md");
+    let simulator = include_str!("../docs/simulator.md");
+    for (doc, figures) in [
+        ("README.md", [format!("`peak={peak}`"), format!("requests {} bytes", thousands(requested))]),
+        ("docs/benchmarks.md", [format!("`peak={peak}`"), format!("{} bytes requested", thousands(requested))]),
+        ("docs/simulator.md", [format!("`peak={peak}`"), format!("padding are {}", thousands(padded))]),
+    ] {
+        let text = match doc {
+            "README.md" => readme,
+            "docs/benchmarks.md" => benchmarks,
+            _ => simulator,
+        };
+        for figure in figures {
+            assert!(text.contains(&figure), "{doc} does not say {figure}");
+        }
+    }
+    assert!(readme.contains(&format!("{} pool bytes including padding", thousands(padded))));
+    assert!(readme.contains(&format!("context ({} bytes in the", peak - requested)));
+}
