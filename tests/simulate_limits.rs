@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use procnotify_sim::cli::{self, Format, Limits, budget, session};
+use procnotify_sim::cli::{self, Format, Limits, session};
 use proptest::prelude::*;
 
 /// The bound the issue sets on any session's output.
@@ -188,7 +188,7 @@ const OUTPUT: &str = "stopped: the output limit of 16777216 bytes was reached; r
 #[test]
 fn the_defaults_are_the_documented_ones() {
     assert_eq!(Limits::default(), Limits { work: 500_000, output: 16 << 20 });
-    assert_eq!((budget::DEFAULT_WORK_LIMIT, budget::DEFAULT_OUTPUT_LIMIT), (500_000, 16_777_216));
+    assert_eq!((cli::DEFAULT_WORK_LIMIT, cli::DEFAULT_OUTPUT_LIMIT), (500_000, 16_777_216));
 }
 
 #[test]

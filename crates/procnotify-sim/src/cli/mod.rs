@@ -1,6 +1,6 @@
 //! The `simulate` command line: `run`, `script FILE`, `replay CRASH`, each a
 //! [`step::Script`] run by `machine::Machine` within the limits of
-//! [`budget`] and written by `report` as text or JSON.
+//! `budget` ([`Limits`]) and written by `report` as text or JSON.
 //! `src/bin/simulate.rs` only calls [`main`]; `docs/simulator.md` is the
 //! reference.
 //!
@@ -9,7 +9,7 @@
 //! checks; everything uses `step` and `values`.
 
 mod args;
-pub mod budget;
+mod budget;
 mod exit;
 mod expect;
 mod faults;
@@ -32,7 +32,7 @@ use clap::Parser;
 use clap::error::ErrorKind;
 
 pub use args::{Cli, Command, EXIT_CODES, Format, MAX_ADD_ATTEMPTS, RunArgs};
-pub use budget::{Limits, Usage};
+pub use budget::{DEFAULT_OUTPUT_LIMIT, DEFAULT_WORK_LIMIT, Limit, Limits, Usage};
 pub use exit::Exit;
 pub use report::{SCHEMA, Summary};
 
