@@ -52,10 +52,15 @@ const CHILD_ARGS: &str = "PROCNOTIFY_SIMULATE_LIMITS_CHILD";
 #[ignore = "run by the other tests of this file in a child process"]
 fn child() {
     let Ok(args) = std::env::var(CHILD_ARGS) else { return };
-    let stdout = std::io::stdout();
-    let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
-    let code = cli::main(std::iter::once("simulate").chain(args.split('\n')), &mut out, &mut std::io::stderr());
-    let _ = out.flush();
+    // Everything is dropped before the exit (LeakSanitizer looks then).
+    let code = {
+        let stdout = std::io::stdout();
+        let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
+        let code = cli::main(std::iter::once("simulate").chain(args.split('\n')), &mut out, &mut std::io::stderr());
+        let _ = out.flush();
+        code
+    };
+    drop(args);
     std::process::exit(i32::from(code));
 }
 
