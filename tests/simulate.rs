@@ -13,13 +13,13 @@
 //! the DPC's `visit` lines after each step that brought a processor online;
 //! unload: deregistration returns before the slots are freed (§4).
 
-#[path = "simulate/json.rs"]
-mod json;
+#[path = "simulate/schema.rs"]
+mod schema;
 
 use std::path::{Path, PathBuf};
 
-use json::Json;
 use procnotify_sim::cli;
+use serde_json::{Value, json};
 
 struct Outcome {
     code: u8,
@@ -94,7 +94,7 @@ fn another_drivers_registration_and_veto_are_named_in_order() {
     assert!(run.out.contains("vetoes: procnotify=0 other driver \"other\"=1"), "{}", run.out);
     assert!(run.out.contains("hot-adds: attempted=2 succeeded=1 failed=1 refused=0"), "{}", run.out);
     assert!(!run.out.contains("AtMaximum"));
-    let quiet = line("run --boot 2 --add 2 --veto-add 2 --quiet");
+    let quiet = line("run --boot 2 --add 2 --veto-add 2 --quiet --table");
     assert!(!quiet.out.contains("kernel:"), "quiet leaves the trace out");
     // Index 2 was vetoed once, then reused: 0..2 online, 3 has no slot.
     assert!(quiet.out.contains("[  2]          0       2  online"), "{}", quiet.out);
@@ -102,16 +102,39 @@ fn another_drivers_registration_and_veto_are_named_in_order() {
 }
 
 #[test]
-fn every_fault_that_does_not_fire_is_named_and_exits_4() {
-    for (flags, name) in [
-        ("--fail-add 100", "--fail-add 100"),
-        ("--veto-add 0", "--veto-add 0"),
-        ("--fail-alloc 99", "--fail-alloc 99"),
-        ("--fail-prepare 50", "--fail-prepare 50"),
-        ("--fail-init 3 --add 1", "--fail-init 3"),
+fn a_fault_that_can_never_fire_is_refused_before_the_run() {
+    for (flags, reason) in [
+        ("--fail-add 0", "--fail-add 0: can never fire: processor 0 is present at boot (0..2): it is never hot-added"),
+        ("--veto-add 1", "--veto-add 1: can never fire: processor 1 is present at boot"),
+        ("--fail-prepare 1", "--fail-prepare 1: can never fire: processor 1 is present at boot"),
+        ("--fail-add 100", "--fail-add 100: can never fire: processor 100 is not below the maximum of 4 processors"),
+        ("--max 8 --fail-prepare 5", "the session's 2 hot-add attempts reach processor 3 at most"),
+        ("--fail-init 4", "--fail-init 4: can never fire: processor 4 is not below the maximum of 4"),
     ] {
-        let add = if flags.contains("--add") { "" } else { "--add 2" };
-        let run = line(&format!("run --boot 2 {add} {flags}"));
+        let run = line(&format!("run --boot 2 --add 2 {flags}"));
+        assert_eq!(run.code, 2, "{flags}: {}", run.err);
+        assert!(run.err.contains(reason), "{flags}: {}", run.err);
+        assert_eq!(run.out, "", "{flags}: nothing runs");
+    }
+    let script = temp_file("never.txt", b"boot 2\nmax 8\nfault fail-start 1\nload\nhot-add\n");
+    let run = simulate(&["script", script.to_str().unwrap()]);
+    assert_eq!(run.code, 2);
+    assert!(run.err.contains("line 3: fault fail-start 1 STATUS_UNSUCCESSFUL: can never fire"), "{}", run.err);
+    let script = temp_file("never-veto.txt", b"boot 2\ndynamic-partitioning off\nother-driver x veto 3\nload\n");
+    let run = simulate(&["script", script.to_str().unwrap()]);
+    assert!(run.err.contains("line 3: other-driver x veto 3: can never fire: dynamic partitioning is off"));
+}
+
+#[test]
+fn a_fault_whose_target_is_not_reached_is_named_and_exits_4() {
+    // Reachable in principle, not reached: the second add reuses index 2
+    // (the first failed), so index 3 is never hot-added.
+    for (flags, name) in [
+        ("--fail-alloc 99", "--fail-alloc 99"),
+        ("--fail-add 2 --veto-add 3", "--veto-add 3"),
+        ("--fail-add 2 --fail-prepare 3", "--fail-prepare 3"),
+    ] {
+        let run = line(&format!("run --boot 2 --add 2 {flags}"));
         assert_eq!(run.code, 4, "{flags}: {}", run.err);
         assert!(run.err.contains(&format!("fault did not fire: {name}")), "{flags}: {}", run.err);
         assert!(run.out.contains(&format!("fault {name}: DID NOT FIRE")), "{flags}: {}", run.out);
@@ -120,6 +143,16 @@ fn every_fault_that_does_not_fire_is_named_and_exits_4() {
         let run = line(&format!("run --boot 2 --add 2 {flags}"));
         assert_eq!(run.code, 0, "{flags}: {}", run.err);
         assert!(run.out.contains(": fired"), "{flags}: {}", run.out);
+    }
+}
+
+#[test]
+fn conflicting_flags_are_refused_by_the_parser() {
+    for flags in ["--fail-register-at 1 --fail-register", "--fail-register --fail-init 5"] {
+        let run = line(&format!("run --boot 2 {flags}"));
+        assert_eq!(run.code, 2, "{flags}");
+        assert!(run.err.contains("cannot be used with"), "{flags}: {}", run.err);
+        assert!(!run.err.contains("did not fire"), "{flags}: {}", run.err);
     }
 }
 
@@ -245,115 +278,95 @@ fn replay_runs_every_seed_of_the_fuzz_corpus_without_a_leak() {
     assert!(seeds >= 10, "{seeds} seeds");
 }
 
-fn kind(value: &Json) -> &'static str {
-    match value {
-        Json::Null => "null",
-        Json::Bool(_) => "bool",
-        Json::Number(_) => "number",
-        Json::String(_) => "string",
-        Json::Array(_) => "array",
-        Json::Object(_) => "object",
-    }
-}
-
-fn require(value: &Json, fields: &[(&str, &str)]) {
-    for (key, want) in fields {
-        let got = value.get(key).unwrap_or_else(|| panic!("missing `{key}` in {:?}", value.keys()));
-        assert_eq!(kind(got), *want, "`{key}`");
-    }
-}
-
+/// The JSON outputs of every kind of session, each validated against the
+/// published schema.
 #[test]
-fn json_output_follows_the_documented_schema() {
-    for command in
-        ["run --boot 4 --add 4 --fail-add 6 --veto-add 5 --format json", "run --fail-register-at 1 --format json -q"]
-    {
-        let run = line(command);
-        let doc = json::parse(&run.out).unwrap_or_else(|e| panic!("{command}: {e}\n{}", run.out));
-        require(
-            &doc,
-            &[
-                ("schema", "string"),
-                ("command", "string"),
-                ("machine", "object"),
-                ("events", "array"),
-                ("summary", "object"),
-            ],
-        );
-        assert_eq!(doc.get("schema"), Some(&Json::String("procnotify-simulate/1".into())));
-        let machine = doc.get("machine").unwrap();
-        require(
-            machine,
-            &[("boot", "number"), ("max", "number"), ("reported_max", "number"), ("dynamic_partitioning", "bool")],
-        );
-        let Some(Json::Array(events)) = doc.get("events") else { unreachable!() };
-        for event in events {
-            match event.get("kind") {
-                Some(Json::String(k)) if ["note", "kernel", "procnotify"].contains(&k.as_str()) => {
-                    require(event, &[("line", "string")]);
-                }
-                Some(Json::String(k)) if k == "table" => {
-                    require(
-                        event,
-                        &[
-                            ("capacity", "number"),
-                            ("allocated_slots", "number"),
-                            ("rows", "array"),
-                            ("absent", "array"),
-                        ],
-                    );
-                    let Some(Json::Array(rows)) = event.get("rows") else { unreachable!() };
-                    for row in rows {
-                        require(
-                            row,
-                            &[
-                                ("index", "number"),
-                                ("state", "string"),
-                                ("starts", "number"),
-                                ("completes", "number"),
-                                ("failures", "number"),
-                                ("visits", "number"),
-                            ],
-                        );
-                        let placed = row.get("state") != Some(&Json::String("vacant".into()));
-                        assert_eq!(kind(row.get("group").unwrap()), if placed { "number" } else { "null" });
-                    }
-                }
-                other => panic!("unknown event kind {other:?}"),
-            }
+fn json_output_validates_against_the_published_schema() {
+    let examples = example_scripts();
+    let crash = temp_file("json-crash", &[3, 4, 1, 2, 3, 2, 2, 7, 5, 0, 7, 2, 0, 0, 9, 0, 9, 0]);
+    let mut commands: Vec<Vec<String>> = [
+        "run --boot 4 --add 4 --fail-add 6 --veto-add 5",
+        "run --fail-register-at 1 -q",
+        "run --boot 2 --add 2 -q --table",
+        "run --boot 2 --add 1 --fail-alloc 9",
+        "run --boot 3 --max 2048 --add 2 --work-limit 40",
+    ]
+    .iter()
+    .map(|command| command.split_whitespace().map(String::from).collect())
+    .collect();
+    for path in examples.iter().chain([&crash]) {
+        let command = if path == &crash { "replay" } else { "script" };
+        commands.push(vec![command.into(), path.to_str().unwrap().into()]);
+    }
+    for mut command in commands {
+        command.extend(["--format".into(), "json".into()]);
+        let run = simulate(&command.iter().map(String::as_str).collect::<Vec<_>>());
+        let doc = schema::document(&run.out);
+        assert_eq!(doc["schema"], "procnotify-simulate/1");
+        assert_eq!(doc["summary"]["exit_code"], run.code, "{command:?}");
+        let events = doc["events"].as_array().unwrap();
+        let tables: Vec<&Value> = events.iter().filter(|e| e["kind"] == "table").collect();
+        for table in &tables {
+            // The table event is a table of the shared schema, plus its kind.
+            let mut bare = (*table).clone();
+            bare.as_object_mut().unwrap().remove("kind");
+            let errors = schema::errors(&schema::schemas().table, &bare);
+            assert!(errors.is_empty(), "{errors}");
         }
-        let summary = doc.get("summary").unwrap();
-        require(
-            summary,
-            &[
-                ("adds", "object"),
-                ("vetoes", "array"),
-                ("notifications", "number"),
-                ("anomalies", "number"),
-                ("loads", "number"),
-                ("failed_loads", "array"),
-                ("faults", "array"),
-                ("expectations", "object"),
-                ("pool", "object"),
-                ("violations", "array"),
-                ("ever_loaded", "bool"),
-                ("clean", "bool"),
-                ("exit_code", "number"),
-            ],
-        );
-        require(
-            summary.get("adds").unwrap(),
-            &[("attempted", "number"), ("succeeded", "number"), ("failed", "number"), ("refused", "number")],
-        );
-        assert_eq!(summary.get("exit_code"), Some(&Json::Number(f64::from(run.code))));
-        if command.contains("-q") {
-            assert!(events.iter().all(|e| e.get("kind") == Some(&Json::String("table".into()))));
-            let Some(Json::Array(failed)) = summary.get("failed_loads") else { unreachable!() };
-            let status = failed[0].get("status").unwrap();
-            assert_eq!(status.get("name"), Some(&Json::String("STATUS_INSUFFICIENT_RESOURCES".into())));
-            assert_eq!(status.get("value"), Some(&Json::String("0xC000009A".into())));
+        if command.contains(&"-q".to_string()) {
+            assert!(events.iter().all(|e| e["kind"] == "table"), "{command:?}: -q leaves the trace out");
+            assert_eq!(tables.is_empty(), !command.contains(&"--table".to_string()), "{command:?}");
+        }
+        if command[0] == "run" && command[1] == "--fail-register-at" {
+            let status = &doc["summary"]["failed_loads"][0]["status"];
+            assert_eq!(*status, json!({"value": "0xC000009A", "name": "STATUS_INSUFFICIENT_RESOURCES"}));
+        }
+        if command.contains(&"--work-limit".to_string()) {
+            assert_eq!(run.code, 2, "{}", run.err);
+            assert!(doc["error"]["message"].as_str().unwrap().contains("the work limit of 40 units"), "{doc}");
         }
     }
+}
+
+type Mutation = Box<dyn Fn(&mut Value)>;
+
+/// The schema is strict: documents that differ from the output in the ways
+/// a regression would are rejected.
+#[test]
+fn the_schema_rejects_what_the_simulator_must_not_write() {
+    let run = line("run --boot 2 --max 4 --add 1 --fail-add 2 --format json");
+    let good = schema::document(&run.out);
+    let table = good["events"].as_array().unwrap().iter().position(|e| e["kind"] == "table").unwrap();
+    let vacant = good["events"][table]["rows"].as_array().unwrap().iter().position(|r| r["state"] == "vacant");
+    let mutations: Vec<(&str, Mutation)> = vec![
+        ("unknown member", Box::new(|v| v["extra"] = json!(1))),
+        ("no summary", Box::new(|v| drop(v.as_object_mut().unwrap().remove("summary")))),
+        ("unknown event kind", Box::new(|v| v["events"][0]["kind"] = json!("debug"))),
+        ("exit code 6", Box::new(|v| v["summary"]["exit_code"] = json!(6))),
+        (
+            "status without 0x",
+            Box::new(|v| {
+                v["summary"]["failed_loads"] = json!([{"load": 1, "status": {"value": "C000009A", "name": null}}]);
+            }),
+        ),
+        ("negative counter", Box::new(move |v| v["events"][table]["rows"][0]["starts"] = json!(-1))),
+        ("index 2048", Box::new(move |v| v["events"][table]["rows"][0]["index"] = json!(2048))),
+        ("table without kind", Box::new(move |v| drop(v["events"][table].as_object_mut().unwrap().remove("kind")))),
+        ("extra table member", Box::new(move |v| v["events"][table]["bytes"] = json!(0))),
+        ("two documents", Box::new(|v| *v = json!([v.clone(), v.clone()]))),
+    ];
+    for (what, mutate) in mutations {
+        let mut bad = good.clone();
+        mutate(&mut bad);
+        assert!(!schema::schemas().simulate.is_valid(&bad), "{what}: accepted");
+    }
+    // A vacant row has no group or number.
+    let vacant = vacant.expect("the failed add leaves index 2 vacant until it is reused");
+    let mut bad = good["events"][table].clone();
+    bad.as_object_mut().unwrap().remove("kind");
+    assert!(schema::schemas().table.is_valid(&bad));
+    bad["rows"][vacant]["group"] = json!(0);
+    assert!(!schema::schemas().table.is_valid(&bad), "a vacant row with a group: accepted");
 }
 
 /// The child half of `memory_does_not_grow_with_the_number_of_hot_adds`:
@@ -398,4 +411,79 @@ fn memory_does_not_grow_with_the_number_of_hot_adds() {
     // (1.2 MB more when the kernel's events were kept, measured); the table
     // for 1020 more processors costs about 150 KB.
     assert!(large < small + 1024, "{large} KiB vs {small} KiB: the peak grew by more than 1 MiB");
+}
+
+/// The README's quick-start excerpt is the golden trace with `...` wherever
+/// lines are left out (blank lines may go), down to the summary.
+#[test]
+fn the_readme_excerpt_is_the_golden_trace_with_ellipses() {
+    let readme = include_str!("../README.md");
+    let excerpt = readme
+        .split("--fail-add 6\n```\n\n```text\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n```").next())
+        .expect("the quick start's output block");
+    let golden: Vec<&str> = include_str!("golden/simulate-boot4-add4-fail6.txt").lines().collect();
+    let (mut at, mut skipped) = (0, false);
+    for line in excerpt.lines() {
+        if line == "..." {
+            skipped = true;
+            continue;
+        }
+        let found = golden[at..].iter().position(|g| *g == line).unwrap_or_else(|| panic!("not in order: {line}"));
+        let left_out: Vec<_> = golden[at..at + found].iter().filter(|l| !l.is_empty()).collect();
+        assert!(skipped || left_out.is_empty(), "left out before `{line}` without `...`: {left_out:?}");
+        (at, skipped) = (at + found + 1, false);
+    }
+    assert!(skipped || at == golden.len(), "the excerpt stops before the end without `...`");
+    assert!(excerpt.contains("\n== summary\n") && excerpt.ends_with("exit code: 0 (ok)"), "{excerpt}");
+}
+
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The README, the benchmarks doc and `simulate` give the same memory
+/// figures, in one accounting: requested bytes (what `simulate` counts) and
+/// pool bytes including padding (`NonPagedPool`'s 136 bytes per 128-byte
+/// aligned segment).
+#[test]
+fn readme_benchmarks_and_simulate_agree_on_memory() {
+    let run = line("run --boot 4 --max 2048 --add 0 -q --table --format json");
+    let doc = schema::document(&run.out);
+    let table = doc["events"].as_array().unwrap().iter().find(|e| e["kind"] == "table").unwrap();
+    let (slots, index) = (table["slot_bytes"].as_u64().unwrap(), table["index_bytes"].as_u64().unwrap());
+    let requested = slots + index;
+    let padded = requested + 136; // the processors present at load take one segment
+    let peak = doc["summary"]["pool"]["bytes_peak"].as_u64().unwrap();
+    assert_eq!((slots, index, requested, padded, peak), (512, 16_384, 16_896, 17_032, 17_056));
+    let text = line("run --boot 4 --max 2048 --add 0 -q");
+    assert!(text.out.contains(&format!(" peak={peak} ")), "{}", text.out);
+    let readme = include_str!("../README.md");
+    let benchmarks = include_str!("../docs/benchmarks.md");
+    let simulator = include_str!("../docs/simulator.md");
+    for (doc, figures) in [
+        ("README.md", [format!("`peak={peak}`"), format!("requests {} bytes", thousands(requested))]),
+        ("docs/benchmarks.md", [format!("`peak={peak}`"), format!("{} bytes requested", thousands(requested))]),
+        ("docs/simulator.md", [format!("`peak={peak}`"), format!("padding are {}", thousands(padded))]),
+    ] {
+        let text = match doc {
+            "README.md" => readme,
+            "docs/benchmarks.md" => benchmarks,
+            _ => simulator,
+        };
+        for figure in figures {
+            assert!(text.contains(&figure), "{doc} does not say {figure}");
+        }
+    }
+    assert!(readme.contains(&format!("{} pool bytes including padding", thousands(padded))));
+    assert!(readme.contains(&format!("context ({} bytes in the", peak - requested)));
 }

@@ -6,21 +6,23 @@ use std::string::{String, ToString};
 
 use procnotify_core::SlotState;
 
-use super::machine::Machine;
+use super::machine::{Machine, SUMMARY_LINE};
 use super::step::{AddResult, Expect, Origin, SlotExpect};
 use super::values::status_words;
 use crate::kernel::HotAdd;
 
 impl Machine<'_> {
     pub(super) fn expect(&mut self, origin: &Origin, expect: &Expect) {
-        self.summary.expectations += 1;
+        self.summary.expectations.checked += 1;
         match self.check(expect) {
             Ok(()) => self.note(&format!("== expect {expect}: met")),
             Err(got) => {
                 let message = format!("expect {expect}: not met: {got}");
                 self.note(&format!("== {message}"));
                 self.complain(origin, &message);
-                self.summary.unmet.push(format!("{origin}: {message}"));
+                let message = format!("{origin}: {message}");
+                self.sink.reserve(SUMMARY_LINE + message.len() as u64);
+                self.summary.expectations.unmet.push(message);
             }
         }
     }

@@ -1,19 +1,25 @@
 //! Planned faults: armed in the kernel or pool just before the step they
 //! target, checked right after it (did it fire?), disarmed, and reported. A
 //! fault that never fired is named on stderr and changes the exit code.
+//!
+//! [`Faults`] works on the kernel and the other drivers it is handed; it
+//! knows nothing of the machine that runs the session.
 
 use std::format;
 use std::string::String;
 use std::vec::Vec;
 
-use super::machine::Machine;
+use std::io::Write;
+
+use super::others::Others;
 use super::step::{AddFault, Fault, LoadFault, Origin};
+use crate::kernel::SimKernel;
 
 /// A fault declared once (`fault ...`, or a `run` flag) and whether it fired.
-pub(super) struct Planned {
-    pub origin: Origin,
-    pub fault: Fault,
-    pub fired: bool,
+struct Planned {
+    origin: Origin,
+    fault: Fault,
+    fired: bool,
 }
 
 impl Planned {
@@ -49,56 +55,73 @@ pub(super) struct Armed {
     check: Check,
 }
 
-impl Machine<'_> {
-    pub(super) fn plan(&mut self, origin: &Origin, fault: Fault) {
+/// The session's planned faults, and the result of every fault so far.
+#[derive(Default)]
+pub(super) struct Faults {
+    planned: Vec<Planned>,
+    /// (label, fired) of each step's own fault, as checked, then of every
+    /// planned fault and standing veto at the end.
+    results: Vec<(String, bool)>,
+    /// Bytes the results added since [`Faults::take_summary_bytes`] was
+    /// last called: what they will add to the summary.
+    summary_bytes: u64,
+}
+
+/// About the bytes a fault's line takes in the summary, text or JSON.
+fn summary_bytes(label: &str) -> u64 {
+    label.len() as u64 + 32
+}
+
+fn step_label(origin: &Origin, what: &str) -> String {
+    format!("{origin}: {what}")
+}
+
+fn arm_alloc(kernel: &SimKernel, n: u32) -> Check {
+    let ordinal = kernel.pool().stats().attempts + u64::from(n);
+    kernel.pool().fail_attempt(ordinal);
+    Check::Alloc(ordinal)
+}
+
+fn arm_payload(kernel: &SimKernel, offset: u32) -> Check {
+    let ordinal = kernel.pending_faults().payload_attempts + 1 + u64::from(offset);
+    kernel.fail_payload_init(ordinal);
+    Check::Payload(ordinal)
+}
+
+impl Faults {
+    /// Declares a fault that waits for its target.
+    pub(super) fn plan(&mut self, kernel: &SimKernel, origin: &Origin, fault: Fault) {
         if let Fault::FailAlloc { ordinal } = fault {
-            self.kernel.pool().fail_attempt(u64::from(ordinal));
+            kernel.pool().fail_attempt(u64::from(ordinal));
         }
         self.planned.push(Planned { origin: origin.clone(), fault, fired: false });
     }
 
-    fn step_label(origin: &Origin, what: &str) -> String {
-        format!("{origin}: {what}")
-    }
-
-    fn arm_alloc(&self, n: u32) -> Check {
-        let ordinal = self.kernel.pool().stats().attempts + u64::from(n);
-        self.kernel.pool().fail_attempt(ordinal);
-        Check::Alloc(ordinal)
-    }
-
-    fn arm_payload(&self, offset: u32) -> Check {
-        let ordinal = self.kernel.pending_faults().payload_attempts + 1 + u64::from(offset);
-        self.kernel.fail_payload_init(ordinal);
-        Check::Payload(ordinal)
-    }
-
     /// Arms the faults of a load: its own, a planned `fail-register`, and
     /// planned `fail-init`s for the processors present.
-    pub(super) fn arm_load(&mut self, origin: &Origin, fault: LoadFault) -> Vec<Armed> {
+    pub(super) fn arm_load(&self, kernel: &SimKernel, origin: &Origin, fault: LoadFault) -> Vec<Armed> {
         let mut armed = Vec::new();
-        let own = |check| Armed { source: Err(Self::step_label(origin, &format!("load{fault}"))), check };
+        let own = |check| Armed { source: Err(step_label(origin, &format!("load{fault}"))), check };
         match fault {
             LoadFault::None => {}
-            LoadFault::Alloc(n) => armed.push(own(self.arm_alloc(n))),
-            LoadFault::Init(k) => armed.push(own(self.arm_payload(k))),
+            LoadFault::Alloc(n) => armed.push(own(arm_alloc(kernel, n))),
+            LoadFault::Init(k) => armed.push(own(arm_payload(kernel, k))),
             LoadFault::Register => {
-                self.kernel.fail_next_register();
+                kernel.fail_next_register();
                 armed.push(own(Check::Register));
             }
         }
-        let present = self.kernel.processor_count();
+        let present = kernel.processor_count();
         let mut register = fault == LoadFault::Register;
-        for n in 0..self.planned.len() {
-            let Some(planned) = self.planned.get(n).filter(|planned| !planned.fired) else { continue };
+        for (n, planned) in self.planned.iter().enumerate().filter(|(_, planned)| !planned.fired) {
             let check = match planned.fault {
                 Fault::FailRegister if !register => {
                     register = true;
-                    self.kernel.fail_next_register();
+                    kernel.fail_next_register();
                     Check::Register
                 }
                 Fault::FailInit { index } if index < present && fault != LoadFault::Init(index) => {
-                    self.arm_payload(index)
+                    arm_payload(kernel, index)
                 }
                 _ => continue,
             };
@@ -108,70 +131,78 @@ impl Machine<'_> {
     }
 
     /// Arms the faults of a hot-add of processor `index`: its own, then the
-    /// planned ones for that index (one of each kind).
-    pub(super) fn arm_add(&mut self, origin: &Origin, index: u32, fault: &AddFault) -> Vec<Armed> {
+    /// planned ones for that index (one of each kind). A veto by a driver
+    /// that is not registered is named on `err` and counts as not fired.
+    pub(super) fn arm_add(
+        &mut self,
+        kernel: &SimKernel,
+        others: &Others,
+        (origin, index, fault): (&Origin, u32, &AddFault),
+        err: &mut dyn Write,
+    ) -> Vec<Armed> {
         let mut armed = Vec::new();
-        let label = Self::step_label(origin, &format!("hot-add{fault}"));
+        let label = step_label(origin, &format!("hot-add{fault}"));
         let check = match fault {
             AddFault::None => None,
-            AddFault::Veto { driver, status } => {
-                match self.others.iter().position(|other| other.name == *driver && other.handle.is_some()) {
-                    Some(other) => self.others.get(other).map(|o| {
-                        let mut plan = o.plan.lock();
-                        plan.armed = Some(*status);
-                        Check::Veto { other, before: plan.vetoes }
-                    }),
-                    None => {
-                        self.complain(origin, &format!("no registered other driver \"{driver}\" to veto"));
-                        self.summary.faults.push((label.clone(), false));
-                        None
-                    }
+            AddFault::Veto { driver, status } => match others.arm(driver, *status) {
+                Some((other, before)) => Some(Check::Veto { other, before }),
+                None => {
+                    let _ = writeln!(err, "simulate: {origin}: no registered other driver \"{driver}\" to veto");
+                    self.summary_bytes += summary_bytes(&label);
+                    self.results.push((label.clone(), false));
+                    None
                 }
-            }
+            },
             AddFault::FailStart(status) => {
-                self.kernel.fail_next_start(*status);
+                kernel.fail_next_start(*status);
                 Some(Check::Start)
             }
-            AddFault::FailAlloc(n) => Some(self.arm_alloc(*n)),
-            AddFault::FailInit => Some(self.arm_payload(0)),
+            AddFault::FailAlloc(n) => Some(arm_alloc(kernel, *n)),
+            AddFault::FailInit => Some(arm_payload(kernel, 0)),
             AddFault::FailPrepare => {
-                self.kernel.fail_next_prepare();
+                kernel.fail_next_prepare();
                 Some(Check::Prepare)
             }
         };
         if let Some(check) = check {
             armed.push(Armed { source: Err(label), check });
         }
+        self.arm_planned_add(kernel, index, fault, &mut armed);
+        armed
+    }
+
+    /// The planned faults for a hot-add of `index`, one of each kind, none
+    /// of a kind the step's own `fault` already arms.
+    fn arm_planned_add(&self, kernel: &SimKernel, index: u32, fault: &AddFault, armed: &mut Vec<Armed>) {
         let (mut start, mut prepare, mut init) =
             (matches!(fault, AddFault::FailStart(_)), *fault == AddFault::FailPrepare, *fault == AddFault::FailInit);
-        for n in 0..self.planned.len() {
-            let Some(planned) = self.planned.get(n).filter(|planned| !planned.fired) else { continue };
+        for (n, planned) in self.planned.iter().enumerate().filter(|(_, planned)| !planned.fired) {
             let check = match planned.fault {
                 Fault::FailStart { index: at, status } if at == index && !start => {
                     start = true;
-                    self.kernel.fail_next_start(status);
+                    kernel.fail_next_start(status);
                     Check::Start
                 }
                 Fault::FailPrepare { index: at } if at == index && !prepare => {
                     prepare = true;
-                    self.kernel.fail_next_prepare();
+                    kernel.fail_next_prepare();
                     Check::Prepare
                 }
                 Fault::FailInit { index: at } if at == index && !init => {
                     init = true;
-                    self.arm_payload(0)
+                    arm_payload(kernel, 0)
                 }
                 _ => continue,
             };
             armed.push(Armed { source: Ok(n), check });
         }
-        armed
     }
 
-    /// After the step: records which armed faults fired, then disarms the rest.
-    pub(super) fn check_armed(&mut self, armed: Vec<Armed>) {
-        let pending = self.kernel.pending_faults();
-        let attempts = self.kernel.pool().stats().attempts;
+    /// After the step: records which armed faults fired (naming on `err`
+    /// each of the step's own that did not), then disarms the rest.
+    pub(super) fn check(&mut self, kernel: &SimKernel, others: &Others, armed: Vec<Armed>, err: &mut dyn Write) {
+        let pending = kernel.pending_faults();
+        let attempts = kernel.pool().stats().attempts;
         let mut pool_armed = false;
         for Armed { source, check } in armed {
             let fired = match check {
@@ -183,9 +214,7 @@ impl Machine<'_> {
                     pool_armed = true;
                     attempts >= ordinal
                 }
-                Check::Veto { other, before } => {
-                    self.others.get(other).is_some_and(|other| other.plan.lock().vetoes > before)
-                }
+                Check::Veto { other, before } => others.vetoes_at(other) > before,
             };
             match source {
                 Ok(n) => {
@@ -196,35 +225,41 @@ impl Machine<'_> {
                 Err(label) => {
                     if !fired {
                         let _ = writeln!(
-                            self.err,
+                            err,
                             "simulate: fault did not fire: {label}: its target was not reached in that step"
                         );
                     }
-                    self.summary.faults.push((label, fired));
+                    self.summary_bytes += summary_bytes(&label);
+                    self.results.push((label, fired));
                 }
             }
         }
-        self.kernel.clear_faults();
-        for other in &self.others {
-            other.plan.lock().armed = None;
-        }
+        kernel.clear_faults();
+        others.disarm();
         if pool_armed {
             // Clearing the pool's plan drops the session-wide ordinals too:
             // plan again those still ahead.
-            self.kernel.pool().clear_faults();
+            kernel.pool().clear_faults();
             for planned in &self.planned {
                 if let Fault::FailAlloc { ordinal } = planned.fault
                     && u64::from(ordinal) > attempts
                 {
-                    self.kernel.pool().fail_attempt(u64::from(ordinal));
+                    kernel.pool().fail_attempt(u64::from(ordinal));
                 }
             }
         }
     }
 
-    /// At the end: every planned fault and standing veto, fired or not.
-    pub(super) fn report_planned(&mut self) {
-        let attempts = self.kernel.pool().stats().attempts;
+    /// The bytes the results added to the summary since the last call (the
+    /// session charges them to its output limit as they accrue).
+    pub(super) fn take_summary_bytes(&mut self) -> u64 {
+        std::mem::take(&mut self.summary_bytes)
+    }
+
+    /// At the end: every planned fault and standing veto, fired or not (each
+    /// that did not is named on `err`); returns every fault's result.
+    pub(super) fn finish(mut self, kernel: &SimKernel, others: &Others, err: &mut dyn Write) -> Vec<(String, bool)> {
+        let attempts = kernel.pool().stats().attempts;
         let mut results = Vec::new();
         for planned in &self.planned {
             let (fired, why) = match planned.fault {
@@ -243,20 +278,13 @@ impl Machine<'_> {
             };
             results.push((planned.label(), fired, why));
         }
-        for other in &self.others {
-            for &(index, _, fired) in &other.plan.lock().standing {
-                let label = match &other.origin {
-                    Origin::Line(_) => format!("{}: other-driver {} veto {index}", other.origin, other.name),
-                    Origin::Flag(_) => format!("--veto-add {index}"),
-                };
-                results.push((label, fired, format!("no AddStart for index {index} reached \"{}\"", other.name)));
-            }
-        }
+        results.extend(others.standing());
         for (label, fired, why) in results {
             if !fired {
-                let _ = writeln!(self.err, "simulate: fault did not fire: {label}: {why}");
+                let _ = writeln!(err, "simulate: fault did not fire: {label}: {why}");
             }
-            self.summary.faults.push((label, fired));
+            self.results.push((label, fired));
         }
+        self.results
     }
 }

@@ -10,13 +10,18 @@ use std::vec::Vec;
 
 use procnotify_core::NtStatus;
 
-use super::faults::Planned;
-use super::others::Other;
-use super::report::{Kind, Row, Sink, Summary, TableView};
+use super::budget::{Limits, Metered, Usage};
+use super::faults::Faults;
+use super::others::Others;
+use super::report::{FailedLoad, FaultResult, Kind, Pool, Row, Sink, Status, Summary, TableView, Vetoes};
 use super::step::{AddFault, LoadFault, Origin, Script, Step};
 use super::values::{parse_status, status_words};
 use crate::kernel::{HotAdd, KernelEvent, SimEvent, SimKernel};
 use crate::os::{SimDriver, SimOs};
+
+/// About the bytes a line of the summary takes, text or JSON (a failed load,
+/// an unmet expectation beyond its message).
+pub(super) const SUMMARY_LINE: u64 = 80;
 
 /// What the last steps did, for `expect`.
 #[derive(Default)]
@@ -31,21 +36,24 @@ pub(super) struct Last {
 pub struct Machine<'a> {
     pub(super) kernel: SimKernel,
     pub(super) driver: Option<SimDriver>,
-    pub(super) others: Vec<Other>,
-    pub(super) sink: &'a mut dyn Sink,
-    pub(super) err: &'a mut dyn Write,
-    pub(super) planned: Vec<Planned>,
+    others: Others,
+    pub(super) sink: Metered<'a>,
+    faults: Faults,
     pub(super) last: Last,
     pub(super) summary: Summary,
     procnotify_vetoes: u32,
     pub(super) unexpected_load_failure: bool,
+    /// The step at which a limit was reached.
+    stopped_at: Option<Origin>,
 }
 
 impl<'a> Machine<'a> {
-    /// Boots the machine `script.setup` describes.
-    pub fn new(script: &Script, sink: &'a mut dyn Sink, err: &'a mut dyn Write) -> Self {
+    /// Boots the machine `script.setup` describes; the session writes to
+    /// `sink` and `err` within `limits`.
+    pub fn new(script: &Script, sink: &'a mut dyn Sink, err: &'a mut dyn Write, limits: Limits) -> Self {
         let config = script.setup.config();
         let kernel = SimKernel::boot(config);
+        let mut sink = Metered::new(sink, err, limits);
         sink.line(
             Kind::Note,
             &format!(
@@ -59,21 +67,28 @@ impl<'a> Machine<'a> {
         Self {
             kernel,
             driver: None,
-            others: Vec::new(),
+            others: Others::default(),
             sink,
-            err,
-            planned: Vec::new(),
+            faults: Faults::default(),
             last: Last::default(),
             summary: Summary::default(),
             procnotify_vetoes: 0,
             unexpected_load_failure: false,
+            stopped_at: None,
         }
     }
 
-    /// Runs every step, unloads, and returns the summary.
-    pub fn run(mut self, script: &Script) -> Summary {
+    /// Runs every step (until a limit is reached), unloads, writes the
+    /// summary and returns it with what the session used.
+    pub fn run(mut self, script: &Script) -> (Summary, Usage) {
         for (origin, step) in &script.steps {
-            self.step(origin, step);
+            if self.sink.charge(1) {
+                self.step(origin, step);
+            }
+            if self.sink.reached().is_some() {
+                self.stopped_at = Some(origin.clone());
+                break;
+            }
         }
         self.finish()
     }
@@ -84,13 +99,18 @@ impl<'a> Machine<'a> {
 
     /// A message on stderr.
     pub(super) fn complain(&mut self, origin: &Origin, text: &str) {
-        let _ = writeln!(self.err, "simulate: {origin}: {text}");
+        let _ = writeln!(self.sink.err(), "simulate: {origin}: {text}");
+    }
+
+    /// Whether a limit was reached: the session stops.
+    fn stopping(&self) -> bool {
+        self.sink.reached().is_some()
     }
 
     fn step(&mut self, origin: &Origin, step: &Step) {
         match step {
             Step::OtherDriver { name, vetoes } => self.register_other(origin, name, vetoes),
-            Step::Fault(fault) => self.plan(origin, *fault),
+            Step::Fault(fault) => self.faults.plan(&self.kernel, origin, *fault),
             Step::Load(fault) => {
                 if self.driver.is_some() {
                     self.note("== load: procnotify is already loaded; nothing to do");
@@ -117,6 +137,9 @@ impl<'a> Machine<'a> {
             }
             Step::HotAdd { count, fault } => {
                 for n in 0..*count {
+                    if self.stopping() {
+                        break;
+                    }
                     self.hot_add(origin, if n == 0 { fault } else { &AddFault::None });
                 }
             }
@@ -128,6 +151,9 @@ impl<'a> Machine<'a> {
             Step::Read(processor) => self.read(*processor),
             Step::ReadAll => {
                 for processor in 0..self.kernel.processor_count() {
+                    if self.stopping() {
+                        break;
+                    }
                     self.read(processor);
                 }
             }
@@ -137,6 +163,12 @@ impl<'a> Machine<'a> {
             },
             Step::Expect(expect) => self.expect(origin, expect),
         }
+    }
+
+    fn register_other(&mut self, origin: &Origin, name: &str, vetoes: &[(u32, NtStatus)]) {
+        self.note(&Others::announcement(name, vetoes));
+        self.others.register(&self.kernel, origin, name, vetoes);
+        self.drain();
     }
 
     /// Flushes DPCs and prints what happened since the last drain. The DPC's
@@ -161,12 +193,17 @@ impl<'a> Machine<'a> {
                 SimEvent::Note(line) => self.sink.line(Kind::Note, &line),
                 SimEvent::Kernel(event) => {
                     if let KernelEvent::Vetoed { registration, .. } = event
-                        && !self.others.iter().any(|other| other.id == registration)
+                        && !self.others.is_other(registration)
                     {
                         self.procnotify_vetoes += 1;
                     }
-                    let line = event.line(&|id| Some(self.who(id)), Some(max));
-                    self.sink.line(Kind::Kernel, &line);
+                    if self.sink.wants_lines() {
+                        let line = event.line(&|id| Some(self.others.who(id)), Some(max));
+                        self.sink.line(Kind::Kernel, &line);
+                    } else {
+                        // Made and dropped all the same: charged, not formatted.
+                        self.sink.charge(1);
+                    }
                 }
             }
         }
@@ -178,10 +215,11 @@ impl<'a> Machine<'a> {
     fn load(&mut self, origin: &Origin, fault: LoadFault) {
         self.summary.loads += 1;
         self.note("== DriverEntry: procnotify loads (KeRegisterProcessorChangeCallback with ADD_EXISTING)");
-        let armed = self.arm_load(origin, fault);
+        let armed = self.faults.arm_load(&self.kernel, origin, fault);
         let result = SimOs::load_monitor(&self.kernel);
         self.drain();
-        self.check_armed(armed);
+        self.faults.check(&self.kernel, &self.others, armed, self.sink.err());
+        self.sink.reserve(self.faults.take_summary_bytes());
         match result {
             Ok(driver) => {
                 let present = driver.context().present();
@@ -196,7 +234,8 @@ impl<'a> Machine<'a> {
                     "== DriverEntry returned {status}: load failed; {live} pool allocations left (expected 0)"
                 ));
                 self.complain(origin, &format!("load failed: {}", status_words(status)));
-                self.summary.failed_loads.push((self.summary.loads, status));
+                self.summary.failed_loads.push(FailedLoad { load: self.summary.loads, status: Status(status) });
+                self.sink.reserve(SUMMARY_LINE);
                 self.unexpected_load_failure = true;
                 self.last.load = Some(Err(status));
             }
@@ -205,26 +244,26 @@ impl<'a> Machine<'a> {
 
     pub(super) fn table(&self) -> Option<TableView> {
         let table = self.driver.as_ref()?.context().table();
-        Some(TableView {
-            capacity: table.capacity(),
-            allocated_slots: table.allocated_slots(),
-            slot_bytes: table.slot_bytes(),
-            index_bytes: table.index_bytes(),
-            rows: table
-                .slots()
-                .map(|slot| Row {
-                    index: slot.index(),
-                    state: slot.state(),
-                    number: slot.proc_number(),
-                    counters: slot.value().counters(),
-                })
-                .collect(),
-        })
+        let rows =
+            table.slots().map(|slot| Row::new(slot.index(), slot.state(), slot.proc_number(), slot.value().counters()));
+        Some(TableView::new(
+            table.capacity(),
+            table.allocated_slots(),
+            (table.slot_bytes(), table.index_bytes()),
+            rows.collect(),
+        ))
     }
 
+    /// Prints the table (unless the output leaves it out), then unloads.
     fn unload(&mut self) {
-        let Some(table) = self.table() else { return };
-        self.sink.table(&table);
+        if self.driver.is_none() {
+            return;
+        }
+        if self.sink.tables_at_unload()
+            && let Some(table) = self.table()
+        {
+            self.sink.table(&table);
+        }
         if let Some(driver) = self.driver.take() {
             self.note("== EvtDriverUnload: procnotify unloads");
             driver.unload();
@@ -233,27 +272,28 @@ impl<'a> Machine<'a> {
     }
 
     fn hot_add(&mut self, origin: &Origin, fault: &AddFault) {
-        self.summary.attempted += 1;
+        self.summary.adds.attempted += 1;
         let index = self.kernel.processor_count();
-        let armed = self.arm_add(origin, index, fault);
+        let armed = self.faults.arm_add(&self.kernel, &self.others, (origin, index, fault), self.sink.err());
         self.note("== hot-add");
         let result = self.kernel.hot_add();
         self.drain();
-        self.check_armed(armed);
+        self.faults.check(&self.kernel, &self.others, armed, self.sink.err());
+        self.sink.reserve(self.faults.take_summary_bytes());
         let line = match result {
             HotAdd::Added(index) => {
-                self.summary.succeeded += 1;
+                self.summary.adds.succeeded += 1;
                 format!("== processor {index} added")
             }
             HotAdd::Failed { index, status } => {
-                self.summary.failed += 1;
+                self.summary.adds.failed += 1;
                 format!(
                     "== add of processor {index} failed: {}; the next add reuses index {index}",
                     status_words(status)
                 )
             }
             HotAdd::Refused(refusal) => {
-                self.summary.refused += 1;
+                self.summary.adds.refused += 1;
                 format!("== hot-add refused: {}", refusal.words(Some(self.kernel.config().max)))
             }
         };
@@ -288,42 +328,48 @@ impl<'a> Machine<'a> {
         parse_status(inner.trim_end_matches(')')).ok()
     }
 
-    fn finish(mut self) -> Summary {
+    fn finish(mut self) -> (Summary, Usage) {
         if self.driver.is_some() {
             self.note("== end of session: procnotify unloads");
             self.unload();
         }
-        for n in 0..self.others.len() {
-            if let Some(handle) = self.others.get_mut(n).and_then(|other| other.handle.take()) {
-                let name = self.others.get(n).map(|other| other.name.clone()).unwrap_or_default();
-                self.note(&format!("== other driver \"{name}\" deregisters"));
-                self.kernel.deregister(handle);
-                self.drain();
-            }
+        for (name, handle) in self.others.take_handles() {
+            self.note(&format!("== other driver \"{name}\" deregisters"));
+            self.kernel.deregister(handle);
+            self.drain();
         }
         self.close()
     }
 
-    fn close(mut self) -> Summary {
-        self.report_planned();
+    fn close(mut self) -> (Summary, Usage) {
         let mut summary = std::mem::take(&mut self.summary);
-        summary.vetoes.push((String::from("procnotify"), self.procnotify_vetoes));
-        for other in &self.others {
-            summary.vetoes.push((format!("other driver \"{}\"", other.name), other.plan.lock().vetoes));
-        }
-        summary.pool = self.kernel.pool().stats();
+        let faults = std::mem::take(&mut self.faults).finish(&self.kernel, &self.others, self.sink.err());
+        summary.faults.extend(faults.into_iter().map(|(fault, fired)| FaultResult { fault, fired }));
+        summary.vetoes.push(Vetoes { by: String::from("procnotify"), count: self.procnotify_vetoes });
+        summary.vetoes.extend(self.others.veto_counts().into_iter().map(|(by, count)| Vetoes { by, count }));
+        summary.pool = Pool::from(self.kernel.pool().stats());
         summary.violations = self.kernel.violations();
         summary.payloads_live = self.kernel.payloads_live();
         summary.clean = summary.pool.live == 0 && summary.violations.is_empty() && summary.payloads_live == 0;
-        if summary.refused > 0 {
+        let adds = summary.adds;
+        if adds.refused > 0 {
             let _ = writeln!(
-                self.err,
+                self.sink.err(),
                 "simulate: note: {} of {} hot-add attempts were refused before any notification",
-                summary.refused, summary.attempted
+                adds.refused,
+                adds.attempted
             );
         }
-        summary.exit = super::Exit::of(&summary, self.unexpected_load_failure);
-        summary
+        // A limit reached by the final unload stops nothing more, but its
+        // lines were dropped all the same: say so.
+        let stopped_at = self.stopped_at.take().or_else(|| Some(Origin::Flag(String::from("end of session"))));
+        if let (Some(origin), Some(message)) = (stopped_at, self.sink.message()) {
+            let _ = writeln!(self.sink.err_always(), "simulate: {origin}: stopped: {message}");
+            summary.stopped = Some(format!("{origin}: {message}"));
+        }
+        summary.exit = summary.verdict(self.unexpected_load_failure);
+        self.sink.finish(&summary);
+        (summary, self.sink.usage())
     }
 }
 

@@ -124,32 +124,54 @@ fn add_fault(header: Header, fault: fuzz_input::AddFault) -> AddFault {
     }
 }
 
+/// The most other drivers one session may register.
+pub const MAX_OTHER_DRIVERS: usize = 64;
+
+/// The longest name an other driver may have, in bytes.
+pub const MAX_DRIVER_NAME: usize = 32;
+
+/// The most planned faults one session may declare: `fault` lines and
+/// `run`'s fault flags, and each `veto INDEX` of an other driver.
+pub const MAX_PLANNED_FAULTS: usize = 1024;
+
 /// Checks a script before it runs: at most [`MAX_ADD_ATTEMPTS`] hot-adds in
-/// all, other drivers named once and before they are used, known counters.
+/// all, [`MAX_OTHER_DRIVERS`] other drivers (named once, before they are
+/// used, in at most [`MAX_DRIVER_NAME`] bytes) and [`MAX_PLANNED_FAULTS`]
+/// planned faults; known counters; and no planned fault that can never
+/// fire (see [`Reach`]).
 ///
 /// # Errors
 ///
 /// The first problem, with where it is.
 pub fn validate(script: &Script) -> Result<(), String> {
-    let mut adds = 0_u64;
+    let reach = Reach::of(script)?;
     let mut drivers = BTreeSet::new();
+    let mut planned = 0_usize;
     for (origin, step) in &script.steps {
         match step {
-            Step::HotAdd { count, fault } => {
-                adds += u64::from(*count);
-                if adds > u64::from(MAX_ADD_ATTEMPTS) {
-                    return Err(format!(
-                        "{origin}: more than {MAX_ADD_ATTEMPTS} hot-add attempts in one session (the limit)"
-                    ));
-                }
-                if let AddFault::Veto { driver, .. } = fault
-                    && !drivers.contains(driver.as_str())
-                {
-                    return Err(format!("{origin}: no other driver \"{driver}\" is registered before this line"));
-                }
+            Step::HotAdd { fault: AddFault::Veto { driver, .. }, .. } if !drivers.contains(driver.as_str()) => {
+                return Err(format!("{origin}: no other driver \"{driver}\" is registered before this line"));
             }
-            Step::OtherDriver { name, .. } if !drivers.insert(name.as_str()) => {
-                return Err(format!("{origin}: other driver \"{name}\" is already registered"));
+            Step::OtherDriver { name, vetoes } => {
+                other_driver(origin, name, drivers.len())?;
+                if !drivers.insert(name.as_str()) {
+                    return Err(format!("{origin}: other driver \"{name}\" is already registered"));
+                }
+                for (index, _) in vetoes {
+                    let what = match origin {
+                        Origin::Flag(flag) => format!("{flag} {index}"),
+                        Origin::Line(_) => format!("{origin}: other-driver {name} veto {index}"),
+                    };
+                    reach.hot_added(*index).map_err(|why| format!("{what}: can never fire: {why}"))?;
+                }
+                planned += vetoes.len();
+            }
+            Step::Fault(fault) => {
+                reach.fault(*fault).map_err(|why| match origin {
+                    Origin::Flag(flag) => format!("{flag}: can never fire: {why}"),
+                    Origin::Line(_) => format!("{origin}: fault {fault}: can never fire: {why}"),
+                })?;
+                planned += 1;
             }
             Step::Expect(Expect::Slot { counters, .. }) => {
                 known(origin, counters, &["starts", "completes", "failures", "visits"])?;
@@ -159,8 +181,95 @@ pub fn validate(script: &Script) -> Result<(), String> {
             }
             _ => {}
         }
+        if planned > MAX_PLANNED_FAULTS {
+            return Err(format!("{origin}: more than {MAX_PLANNED_FAULTS} planned faults in one session (the limit)"));
+        }
     }
     Ok(())
+}
+
+fn other_driver(origin: &Origin, name: &str, registered: usize) -> Result<(), String> {
+    if name.len() > MAX_DRIVER_NAME {
+        return Err(format!("{origin}: other driver names are at most {MAX_DRIVER_NAME} bytes long"));
+    }
+    if registered >= MAX_OTHER_DRIVERS {
+        return Err(format!("{origin}: more than {MAX_OTHER_DRIVERS} other drivers in one session (the limit)"));
+    }
+    Ok(())
+}
+
+/// The processors a session's hot-adds can reach: from `boot` (the first
+/// index a hot-add gets) to below `end` = boot + hot-add attempts, at most
+/// the maximum. A hot-add reuses the index of one that failed and only a
+/// success moves on, so an index at or past `end` is never hot-added, and
+/// one below `boot` never is either: it is present at boot.
+pub struct Reach {
+    boot: u32,
+    max: u32,
+    adds: u32,
+    dynamic_partitioning: bool,
+}
+
+impl Reach {
+    /// The reach of `script`'s hot-adds.
+    ///
+    /// # Errors
+    ///
+    /// More than [`MAX_ADD_ATTEMPTS`] hot-add attempts in all.
+    pub fn of(script: &Script) -> Result<Self, String> {
+        let mut adds = 0_u32;
+        for (origin, step) in &script.steps {
+            if let Step::HotAdd { count, .. } = step {
+                adds = adds.saturating_add(*count);
+                if adds > MAX_ADD_ATTEMPTS {
+                    return Err(format!(
+                        "{origin}: more than {MAX_ADD_ATTEMPTS} hot-add attempts in one session (the limit)"
+                    ));
+                }
+            }
+        }
+        let setup = script.setup;
+        Ok(Self { boot: setup.boot, max: setup.max, adds, dynamic_partitioning: setup.dynamic_partitioning })
+    }
+
+    /// Whether some hot-add of the session can get processor `index`.
+    ///
+    /// # Errors
+    ///
+    /// Why none can.
+    pub fn hot_added(&self, index: u32) -> Result<(), String> {
+        let end = self.boot.saturating_add(self.adds).min(self.max);
+        if !self.dynamic_partitioning {
+            Err(String::from("dynamic partitioning is off: no hot-add happens"))
+        } else if index < self.boot {
+            Err(format!("processor {index} is present at boot (0..{}): it is never hot-added", self.boot))
+        } else if index >= self.max {
+            Err(format!("processor {index} is not below the maximum of {} processors", self.max))
+        } else if index >= end {
+            Err(format!(
+                "the session's {} hot-add attempts reach processor {} at most",
+                self.adds,
+                end.saturating_sub(1)
+            ))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Whether a planned fault can fire.
+    ///
+    /// # Errors
+    ///
+    /// Why it cannot.
+    pub fn fault(&self, fault: Fault) -> Result<(), String> {
+        match fault {
+            Fault::FailStart { index, .. } | Fault::FailPrepare { index } => self.hot_added(index),
+            // Processors present at boot are initialised at every load.
+            Fault::FailInit { index } if index < self.boot => Ok(()),
+            Fault::FailInit { index } => self.hot_added(index),
+            Fault::FailAlloc { .. } | Fault::FailRegister => Ok(()),
+        }
+    }
 }
 
 fn known(origin: &Origin, counters: &[(String, u64)], names: &[&str]) -> Result<(), String> {

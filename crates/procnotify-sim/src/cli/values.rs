@@ -29,6 +29,15 @@ pub fn parse_u32(text: &str) -> Result<u32, String> {
     parsed.map_err(|_| format!("`{text}` is not a whole number from 0 to {}", u32::MAX))
 }
 
+/// A whole number up to `u64::MAX`, decimal or `0x` hexadecimal.
+pub fn parse_u64(text: &str) -> Result<u64, String> {
+    let parsed = match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16),
+        None => text.parse::<u64>(),
+    };
+    parsed.map_err(|_| format!("`{text}` is not a whole number from 0 to {}", u64::MAX))
+}
+
 /// A status: `STATUS_ACCESS_DENIED`, `0xC0000022`, or as `Display` prints it
 /// (`0xC0000022(STATUS_ACCESS_DENIED)`).
 pub fn parse_status(text: &str) -> Result<NtStatus, String> {
