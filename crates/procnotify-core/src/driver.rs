@@ -54,7 +54,7 @@ impl<O: Os, H: Hooks> Driver<O, H> {
             return Err(NtStatus::INSUFFICIENT_RESOURCES);
         };
         let Ok(memory) = allocator.allocate(Layout::new::<Context<O, H>>()) else {
-            context.log(Level::Error, format_args!("procnotify: load failed: no memory for the context"));
+            context.log(Level::Error, format_args!("load failed: no memory for the context"));
             return Err(NtStatus::INSUFFICIENT_RESOURCES);
         };
         let address = memory.cast::<Context<O, H>>();
@@ -63,13 +63,13 @@ impl<O: Os, H: Hooks> Driver<O, H> {
         // From here on, dropping `driver` frees the context.
         let mut driver = Self { context: address, registration: None };
         let context = driver.context();
-        context.log(Level::Info, format_args!("procnotify: load: capacity={} registering", context.table().capacity()));
+        context.log(Level::Info, format_args!("load: capacity={} registering", context.table().capacity()));
         // SAFETY: the context stays at this address until `Drop`, which
         // deregisters first; on `None` it is freed only after the call
         // returned, when no callback can run any more.
         match unsafe { context.os().register(address) } {
             Some(registration) => {
-                context.log(Level::Info, format_args!("procnotify: load: registered, {} present", context.present()));
+                context.log(Level::Info, format_args!("load: registered, {} present", context.present()));
                 driver.registration = Some(registration);
                 Ok(driver)
             }
@@ -80,10 +80,10 @@ impl<O: Os, H: Hooks> Driver<O, H> {
                     // The OS owes every started processor an AddFailure.
                     context.log(
                         Level::Error,
-                        format_args!("procnotify: load: {present} slots still present after failed registration"),
+                        format_args!("load: {present} slots still present after failed registration"),
                     );
                 }
-                context.log(Level::Error, format_args!("procnotify: load failed: status={status}"));
+                context.log(Level::Error, format_args!("load failed: status={status}"));
                 drop(driver);
                 Err(status)
             }
@@ -108,16 +108,13 @@ impl<O: Os, H: Hooks> Drop for Driver<O, H> {
         let registration = self.registration.take();
         let context = self.context();
         if let Some(registration) = registration {
-            context.log(Level::Info, format_args!("procnotify: unload: deregistering"));
+            context.log(Level::Info, format_args!("unload: deregistering"));
             // After this returns no callback runs.
             context.os().deregister(registration);
         }
         // After this returns no DPC runs: nothing uses the context any more.
         context.os().flush_deferred();
-        context.log(
-            Level::Info,
-            format_args!("procnotify: freeing {} slots and the context", context.table().allocated_slots()),
-        );
+        context.log(Level::Info, format_args!("freeing {} slots and the context", context.table().allocated_slots()));
         let allocator = context.os().allocator();
         // SAFETY: deregistered and flushed above (or never registered), so no
         // callback or DPC can use the context; `Drop` runs once.
@@ -167,7 +164,7 @@ impl<O: Os, H: Hooks> DriverCell<O, H> {
     /// `STATUS_DEVICE_BUSY` if the cell is not empty.
     pub fn load(&self, os: O, hooks: H) -> NtStatus {
         if self.state.compare_exchange(EMPTY, BUSY, Ordering::Acquire, Ordering::Relaxed).is_err() {
-            os.log(Level::Error, format_args!("procnotify: load while already loaded"));
+            crate::trace::log(&os, Level::Error, format_args!("load while already loaded"));
             return NtStatus::DEVICE_BUSY;
         }
         let (status, next) = match Driver::load(os, hooks) {

@@ -67,17 +67,19 @@ impl<O: Os, H: Hooks> Context<O, H> {
         let reported = os.max_processors();
         let capacity = reported.clamp(1, MAX_PROCESSORS);
         if capacity != reported {
-            os.log(
+            crate::trace::log(
+                &os,
                 Level::Warning,
-                format_args!("procnotify: maximum processor count {reported} clamped to {capacity}"),
+                format_args!("maximum processor count {reported} clamped to {capacity}"),
             );
         }
         let table = match Table::with_first_segment(capacity, os.active_processors(), os.allocator()) {
             Ok(table) => table,
             Err(error) => {
-                os.log(
+                crate::trace::log(
+                    &os,
                     Level::Error,
-                    format_args!("procnotify: load failed: no memory for the index of {capacity} processors"),
+                    format_args!("load failed: no memory for the index of {capacity} processors"),
                 );
                 return Err(error);
             }
@@ -129,9 +131,10 @@ impl<O: Os, H: Hooks> Context<O, H> {
         u32::try_from(live).unwrap_or(u32::MAX)
     }
 
-    /// Logs through the OS.
+    /// Logs one line through the OS, under the driver's name
+    /// ([`crate::trace::log`]): `NAME: <args>`.
     pub fn log(&self, level: Level, args: fmt::Arguments<'_>) {
-        self.os.log(level, args);
+        crate::trace::log(&self.os, level, args);
     }
 
     /// Decides and applies one notification, holding the table's writer.

@@ -14,9 +14,22 @@ use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crate::hooks::{Cpu, Hooks};
+use crate::identity::{Identity, Name, PoolTag};
 use crate::os::Os;
 use crate::trace;
 use crate::values::{Level, NtStatus, ProcNumber};
+
+/// procnotify's own [`Identity`]: its log lines start with `procnotify:` and
+/// its pool allocations carry the tag `PNfy` (`!poolused 2 PNfy`). Defined
+/// here, beside procnotify's own per-processor value, and only here: the
+/// driver (`src/entry.rs`) and the simulator name it; the engine never does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Procnotify;
+
+impl Identity for Procnotify {
+    const NAME: Name = crate::name!("procnotify");
+    const POOL_TAG: PoolTag = crate::pool_tag!(b"PNfy");
+}
 
 /// A DPC that lives inside a [`PerProcessor`] and can be targeted at one
 /// processor. Its routine must call [`PerProcessor::from_dpc`] with the
@@ -100,7 +113,7 @@ impl<D> PerProcessor<D> {
     #[cfg_attr(procnotify_no_panic, no_panic::no_panic)]
     pub fn visit<O: Os>(&self, os: &O) -> u64 {
         let visits = self.visits.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
-        os.log(Level::Trace, format_args!("{}", trace::Visit { index: self.index, visits }));
+        trace::log(os, Level::Trace, format_args!("{}", trace::Visit { index: self.index, visits }));
         visits
     }
 
@@ -189,14 +202,16 @@ impl<D: TargetedDpc> Hooks for Monitor<D> {
     fn online(&self, cpu: Cpu, value: &PerProcessor<D>) {
         value.completes.fetch_add(1, Ordering::Relaxed);
         match value.dpc.queue(&self.os, cpu.number) {
-            Ok(queued) => self.os.log(
+            Ok(queued) => trace::log(
+                &self.os,
                 Level::Trace,
                 format_args!("{}", trace::DpcQueued { index: cpu.index, number: cpu.number, queued }),
             ),
-            Err(status) => self.os.log(
+            Err(status) => trace::log(
+                &self.os,
                 Level::Error,
                 format_args!(
-                    "procnotify: dpc index={} group={} number={} target status={status}",
+                    "dpc index={} group={} number={} target status={status}",
                     cpu.index, cpu.number.group, cpu.number.number
                 ),
             ),

@@ -4,27 +4,46 @@
 
 use core::ffi::c_void;
 use core::fmt;
+use core::marker::PhantomData;
 use core::mem::MaybeUninit;
 use core::ptr::NonNull;
 use std::string::ToString;
 
-use procnotify_core::monitor::{Monitor, PerProcessor, TargetedDpc};
-use procnotify_core::{ADD_EXISTING, Driver, Level, NtStatus, Os, ProcNumber, RawNotification, Sink};
+use procnotify_core::monitor::{Monitor, PerProcessor, Procnotify, TargetedDpc};
+use procnotify_core::{ADD_EXISTING, Driver, Identity, Level, NtStatus, Os, ProcNumber, RawNotification, Sink};
 
 use crate::alloc::SimAllocator;
 use crate::kernel::{Handle, NotifyContext, SimKernel};
 
-/// The simulator as an [`Os`].
-#[derive(Clone)]
-pub struct SimOs {
+/// The simulator as an [`Os`], for the driver whose [`Identity`] is `I`:
+/// the engine's lines carry `I::NAME` and every allocation is made under
+/// `I::POOL_TAG` (the pool records it: [`SimAllocator::tags`]). procnotify's
+/// own identity is the default.
+pub struct SimOs<I: Identity = Procnotify> {
     kernel: SimKernel,
+    _identity: PhantomData<fn() -> I>,
+}
+
+impl<I: Identity> Clone for SimOs<I> {
+    fn clone(&self) -> Self {
+        Self::with_identity(&self.kernel)
+    }
 }
 
 impl SimOs {
-    /// The OS interface of `kernel`.
+    /// procnotify's OS interface of `kernel`.
     #[must_use]
     pub fn new(kernel: &SimKernel) -> Self {
-        Self { kernel: kernel.clone() }
+        Self::with_identity(kernel)
+    }
+}
+
+impl<I: Identity> SimOs<I> {
+    /// The OS interface of `kernel` for the driver named by `I`:
+    /// `SimOs::<MyDriver>::with_identity(&kernel)`.
+    #[must_use]
+    pub fn with_identity(kernel: &SimKernel) -> Self {
+        Self { kernel: kernel.clone(), _identity: PhantomData }
     }
 
     /// The kernel behind it.
@@ -71,12 +90,13 @@ fn trampoline<S: Sink>(context: *mut c_void, change: &NotifyContext, operation_s
 
 // SAFETY: `deregister` unlinks and waits for running callbacks; `register`
 // calls back only with the given sink; `flush_dpcs` waits for queued DPCs.
-unsafe impl Os for SimOs {
+unsafe impl<I: Identity> Os for SimOs<I> {
+    type Identity = I;
     type Allocator = SimAllocator;
     type Registration = Handle;
 
     fn allocator(&self) -> SimAllocator {
-        self.kernel.pool().clone()
+        self.kernel.pool().tagged(I::POOL_TAG)
     }
 
     fn max_processors(&self) -> u32 {

@@ -3,11 +3,14 @@
 //! The Windows kernel as [`procnotify_core::Os`], over wdk-sys: the only
 //! library code of procnotify that touches the WDK.
 //!
-//! - `WindowsKernel`: `KeRegisterProcessorChangeCallback(..ADD_EXISTING)`
+//! - `WindowsKernel<I>`: `KeRegisterProcessorChangeCallback(..ADD_EXISTING)`
 //!   with a generic trampoline, `KeDeregisterProcessorChangeCallback`,
-//!   processor queries, `KeFlushQueuedDpcs`, `DbgPrintEx` logging.
-//! - `NonPagedPool`: `ExAllocatePool2` under the `PNfy` tag, honouring the
-//!   128-byte alignment of the table's slots.
+//!   processor queries, `KeFlushQueuedDpcs`, `DbgPrintEx` logging, for the
+//!   driver whose [`procnotify_core::Identity`] is `I`.
+//! - `NonPagedPool<I>`: `ExAllocatePool2` under the driver's tag
+//!   (`I::POOL_TAG`, validated when the driver is compiled), honouring the
+//!   128-byte alignment of the table's slots. This crate names no driver:
+//!   procnotify passes its own identity, `procnotify_core::monitor::Procnotify`.
 //! - `Kdpc`: a `KDPC` as [`procnotify_core::monitor::TargetedDpc`], whose
 //!   routine finds its processor's value from the `KDPC` address alone.
 //!
@@ -37,4 +40,4 @@ pub use dpc::Kdpc;
 #[cfg(windows)]
 pub use kernel::{Registration, WindowsKernel};
 #[cfg(windows)]
-pub use pool::{NonPagedPool, POOL_TAG};
+pub use pool::NonPagedPool;

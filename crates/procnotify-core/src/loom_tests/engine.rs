@@ -107,6 +107,7 @@ impl Drop for LoomOs {
 // `flush_deferred` wait for running callbacks and DPCs (their locks) and no
 // callback or DPC runs after them.
 unsafe impl Os for LoomOs {
+    type Identity = crate::monitor::Procnotify;
     type Allocator = Heap;
     type Registration = ();
 
