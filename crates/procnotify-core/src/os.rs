@@ -3,6 +3,7 @@
 //! (`procnotify-wdk`, over wdk-sys) and the simulator's (`procnotify-sim`).
 
 use core::fmt;
+use core::num::NonZeroUsize;
 use core::ptr::NonNull;
 
 use crate::identity::Identity;
@@ -56,6 +57,15 @@ pub unsafe trait Os: Send + Sync + Sized {
     /// The system-wide index of the calling processor
     /// (`KeGetCurrentProcessorNumberEx`). Callable at any IRQL.
     fn current_processor(&self) -> u32;
+
+    /// An identity of the calling thread (`KeGetCurrentThread` on Windows),
+    /// unique among the threads alive now, or `None` (the default) when the
+    /// OS layer cannot tell. Only compared, never dereferenced: the engine
+    /// uses it to refuse an unload from inside its own callback, which would
+    /// otherwise wait for itself forever.
+    fn current_thread(&self) -> Option<NonZeroUsize> {
+        None
+    }
 
     /// Writes one log line as given (the engine's lines already start with
     /// the driver's name: see [`crate::trace::log`]). Callable at any IRQL up

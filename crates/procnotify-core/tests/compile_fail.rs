@@ -4,6 +4,13 @@
 //!
 //! - `bad_pool_tag.rs`, `bad_name.rs`: an invalid pool tag or driver name
 //!   is a build error, not a silent odd tag in PoolMon or a run-time panic.
+//! - `dpc_outside_its_value.rs`: the soundness review's first reproducer (a
+//!   DPC outside a `PerProcessor`, queued from safe code) no longer builds:
+//!   queueing is `unsafe` and takes the whole value.
+//! - `monitor_new_is_unsafe.rs`, `no_reference_to_the_hooks.rs`:
+//!   procnotify's hooks, which queue DPCs on their values, cannot be made
+//!   outside the engine without `unsafe`, nor reached through a loaded
+//!   driver.
 //!
 //! Regenerate the expected errors after a deliberate change with
 //! `TRYBUILD=overwrite cargo test -p procnotify-core --test compile_fail`.

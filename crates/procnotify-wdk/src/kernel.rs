@@ -11,6 +11,7 @@
 use core::ffi::c_void;
 use core::fmt;
 use core::marker::PhantomData;
+use core::num::NonZeroUsize;
 use core::ptr::{self, NonNull};
 
 use procnotify_core::log::FixedBuf;
@@ -18,6 +19,7 @@ use procnotify_core::{Identity, Level, NtStatus, Os, ProcNumber, RawNotification
 use wdk_sys::ntddk::{
     DbgPrintEx, KeDeregisterProcessorChangeCallback, KeFlushQueuedDpcs, KeGetCurrentProcessorNumberEx,
     KeQueryActiveProcessorCountEx, KeQueryMaximumProcessorCountEx, KeRegisterProcessorChangeCallback,
+    PsGetCurrentThreadId,
 };
 use wdk_sys::{
     _DPFLTR_TYPE::DPFLTR_IHVDRIVER_ID, ALL_PROCESSOR_GROUPS, DPFLTR_ERROR_LEVEL, DPFLTR_INFO_LEVEL, DPFLTR_TRACE_LEVEL,
@@ -109,6 +111,13 @@ unsafe impl<I: Identity> Os for WindowsKernel<I> {
     fn current_processor(&self) -> u32 {
         // SAFETY: the out-parameter is optional; NULL asks for the index only.
         unsafe { KeGetCurrentProcessorNumberEx(ptr::null_mut()) }
+    }
+
+    fn current_thread(&self) -> Option<NonZeroUsize> {
+        // SAFETY: no preconditions; callable at any IRQL. A thread ID is
+        // unique among the threads alive now (the engine only compares it).
+        let id = unsafe { PsGetCurrentThreadId() };
+        NonZeroUsize::new(id.addr())
     }
 
     fn log(&self, level: Level, args: fmt::Arguments<'_>) {
