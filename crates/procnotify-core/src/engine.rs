@@ -276,8 +276,9 @@ impl<O: Os, H: Hooks> Sink for Context<O, H> {
         self.stats.notifications.fetch_add(1, Ordering::Relaxed);
         let outcome = match self.table.writer() {
             Some(mut writer) => {
-                let thread = self.os.current_thread().map_or(0, core::num::NonZeroUsize::get);
-                let _marker = InCallback::enter(&self.callback_thread, thread);
+                // Only an OS that can tell threads apart pays for the marker.
+                let _marker =
+                    self.os.current_thread().map(|thread| InCallback::enter(&self.callback_thread, thread.get()));
                 self.apply(&mut writer, n)
             }
             None if n.state == NotifyState::AddStart.raw() => Outcome::Vetoed(NtStatus::DEVICE_BUSY),

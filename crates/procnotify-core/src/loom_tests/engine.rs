@@ -6,7 +6,7 @@
 //!   deregistration waits for a running callback, as
 //!   `KeDeregisterProcessorChangeCallback` does);
 //! - the hooks' `online` queues a DPC (the value's address, as
-//!   `PerProcessor::from_dpc` finds it); a "DPC" thread runs queued DPCs
+//!   `PerProcessor::from_context` finds it); a "DPC" thread runs queued DPCs
 //!   under the DPC lock, which `flush_deferred` takes and empties (so no DPC
 //!   runs after the flush, as `KeFlushQueuedDpcs` guarantees);
 //! - dropping the OS (part of the context) marks the context freed: a

@@ -240,8 +240,10 @@ mod tests {
         let drops = &DROPS;
         let table = table();
         let mut writer = table.writer().expect("writer");
-        let foreign: &'static mut Counted = Box::leak(Box::new(Counted(drops)));
-        let foreign_address = ptr::from_mut(foreign);
+        let foreign_address = Box::into_raw(Box::new(Counted(drops)));
+        // SAFETY: just allocated; this reference is the only use until it is
+        // freed below, after the table let go of it.
+        let foreign: &mut Counted = unsafe { &mut *foreign_address };
         let refused = writer.get_or_insert(0, ProcNumber::dense(0), |place| {
             place.write(Counted(drops));
             Ok(foreign)
