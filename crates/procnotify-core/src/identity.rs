@@ -30,8 +30,8 @@
 //!   is an immediate operand); nothing is stored, copied or looked up.
 //! - **Checked when the driver is compiled.** [`Name`] and [`PoolTag`] can
 //!   only hold valid values: their constructors ([`Name::new`],
-//!   [`PoolTag::new`]) return `None` for anything else, and the [`name!`] and
-//!   [`pool_tag!`] macros evaluate them in a `const` item, so a bad name or
+//!   [`PoolTag::new`]) return an error for anything else, and the [`name!`](crate::name!) and
+//!   [`pool_tag!`](crate::pool_tag!) macros evaluate them in a `const` item, so a bad name or
 //!   tag is a build error (`cargo check` included), never a silent odd tag
 //!   in PoolMon or a panic at run time:
 //!
@@ -64,7 +64,7 @@ pub trait Identity: 'static {
 pub const MAX_NAME_LEN: usize = 32;
 
 /// Why a name or a pool tag was refused. [`IdentityError::message`] is what
-/// the [`name!`] and [`pool_tag!`] macros print when they refuse one.
+/// the [`name!`](crate::name!) and [`pool_tag!`](crate::pool_tag!) macros print when they refuse one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IdentityError {
     /// The name is empty.
@@ -112,7 +112,7 @@ impl fmt::Display for IdentityError {
 pub struct Name(&'static str);
 
 impl Name {
-    /// `name` if it is valid. Usually written as [`name!`], which makes an
+    /// `name` if it is valid. Usually written as [`name!`](crate::name!), which makes an
     /// invalid name a build error.
     ///
     /// # Errors
@@ -166,7 +166,7 @@ impl fmt::Display for Name {
 pub struct PoolTag([u8; 4]);
 
 impl PoolTag {
-    /// `tag` if it is valid. Usually written as [`pool_tag!`], which makes an
+    /// `tag` if it is valid. Usually written as [`pool_tag!`](crate::pool_tag!), which makes an
     /// invalid tag a build error.
     ///
     /// # Errors
@@ -284,12 +284,14 @@ macro_rules! pool_tag {
 mod tests {
     use super::*;
 
+    /// A name of exactly `MAX_NAME_LEN` bytes.
+    const LONGEST: &str = "abcdefghijklmnopqrstuvwxyz012345";
+
     #[test]
     fn names_are_checked() {
         assert_eq!(Name::new("procnotify").map(Name::as_str), Ok("procnotify"));
         assert_eq!(Name::new("a.b-c_9").map(Name::as_str), Ok("a.b-c_9"));
         assert_eq!(Name::new(""), Err(IdentityError::EmptyName));
-        const LONGEST: &str = "abcdefghijklmnopqrstuvwxyz012345";
         assert_eq!(LONGEST.len(), MAX_NAME_LEN);
         assert!(Name::new(LONGEST).is_ok());
         assert_eq!(Name::new(concat!("abcdefghijklmnopqrstuvwxyz012345", "6")), Err(IdentityError::NameTooLong));
