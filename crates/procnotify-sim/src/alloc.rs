@@ -135,12 +135,12 @@ struct Handle {
 }
 
 /// A pinned allocation (see [`SimAllocator::pin`]); unpins when dropped.
-pub struct Pin {
+pub struct Pinned {
     pool: SimAllocator,
     start: usize,
 }
 
-impl Drop for Pin {
+impl Drop for Pinned {
     fn drop(&mut self) {
         self.pool.unpin(self.start);
     }
@@ -183,16 +183,16 @@ impl SimAllocator {
     }
 
     /// Pins the live allocation that holds `address`, if there is one: until
-    /// the [`Pin`] is dropped, a free of it is a violation and its memory
+    /// the [`Pinned`] is dropped, a free of it is a violation and its memory
     /// stays (see the module documentation). `None` when no live
     /// allocation holds `address`.
     #[must_use]
-    pub fn pin(&self, address: usize) -> Option<Pin> {
+    pub fn pin(&self, address: usize) -> Option<Pinned> {
         let mut state = self.state();
         let (start, _) = state.block_at(address)?;
         let block = state.live.get_mut(&start)?;
         block.pins += 1;
-        Some(Pin { pool: self.clone(), start })
+        Some(Pinned { pool: self.clone(), start })
     }
 
     fn unpin(&self, start: usize) {
