@@ -86,7 +86,7 @@ pub unsafe extern "system" fn driver_entry(driver: PDRIVER_OBJECT, registry_path
     }
     // The context exists before the callback is registered; on failure the
     // cell stays empty and nothing of the engine is left allocated.
-    let loaded = DRIVER.load(KERNEL, Monitor::new(KERNEL));
+    let loaded = Monitor::load_into(&DRIVER, KERNEL);
     if loaded.is_success() {
         let context = DRIVER.context_address().cast_mut();
         // Release: a debugger reading it sees a complete context.
