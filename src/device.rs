@@ -35,9 +35,9 @@ use wdk_sys::{
 };
 
 use procnotify_core::abi::{self, GUID_DEVINTERFACE_PROCNOTIFY};
-use procnotify_core::{Level, NtStatus, Os};
-use procnotify_wdk::WindowsKernel;
+use procnotify_core::{Level, NtStatus, trace};
 
+use crate::entry::KERNEL;
 use crate::query;
 
 /// `size_of::<T>()` as the `ULONG` a WDF structure's `Size` field wants.
@@ -118,7 +118,7 @@ pub extern "C" fn evt_driver_device_add(_driver: WDFDRIVER, device_init: *mut WD
 
 /// Logs a failed step of `EvtDriverDeviceAdd` and returns its status.
 fn failed(what: &str, status: NTSTATUS) -> NTSTATUS {
-    WindowsKernel.log(Level::Error, format_args!("procnotify: device add: {what} failed: status={}", NtStatus(status)));
+    trace::log(&KERNEL, Level::Error, format_args!("device add: {what} failed: status={}", NtStatus(status)));
     status
 }
 

@@ -24,8 +24,8 @@ use wdk_sys::{
     WDFDRIVER, call_unsafe_wdf_function_binding,
 };
 
-use procnotify_core::monitor::Monitor;
-use procnotify_core::{Context, DriverCell, Level, NtStatus, Os};
+use procnotify_core::monitor::{Monitor, Procnotify};
+use procnotify_core::{Context, DriverCell, Level, NtStatus, trace};
 use procnotify_wdk::{Kdpc, WindowsKernel};
 
 use crate::device::evt_driver_device_add;
@@ -35,18 +35,26 @@ use crate::device::evt_driver_device_add;
 #[cfg(not(test))]
 extern crate wdk_panic;
 
+/// The Windows kernel, for procnotify: its lines start `procnotify:`, its
+/// pool allocations carry `PNfy` (both from [`Procnotify`], procnotify's
+/// identity, defined once in `procnotify_core::monitor`).
+pub(crate) type Kernel = WindowsKernel<Procnotify>;
+
+/// The kernel as a value (a ZST).
+pub(crate) const KERNEL: Kernel = Kernel::new();
+
 /// procnotify's hooks over the Windows kernel.
-type Hooks = Monitor<Kdpc>;
+type Hooks = Monitor<Kdpc<Procnotify>>;
 
 /// The loaded engine, shared by `DriverEntry`, `EvtDriverUnload` and the
 /// query handler (`query.rs`).
-pub(crate) static DRIVER: DriverCell<WindowsKernel, Hooks> = DriverCell::new();
+pub(crate) static DRIVER: DriverCell<Kernel, Hooks> = DriverCell::new();
 
 /// The engine's context while it is loaded, null otherwise. Nothing reads it:
 /// it is the debugger's entry point (`dx procnotify!procnotify::entry::DEBUG_CONTEXT`),
 /// so `#[used]` keeps the optimiser from deleting a store-only global.
 #[used]
-static DEBUG_CONTEXT: AtomicPtr<Context<WindowsKernel, Hooks>> = AtomicPtr::new(ptr::null_mut());
+static DEBUG_CONTEXT: AtomicPtr<Context<Kernel, Hooks>> = AtomicPtr::new(ptr::null_mut());
 
 /// `sizeof(WDF_DRIVER_CONFIG)` as the `ULONG` its `Size` field wants.
 const DRIVER_CONFIG_SIZE: ULONG = {
@@ -67,8 +75,8 @@ const DRIVER_CONFIG_SIZE: ULONG = {
 // calls, and nothing else in the image exports that name.
 #[unsafe(export_name = "DriverEntry")]
 pub unsafe extern "system" fn driver_entry(driver: PDRIVER_OBJECT, registry_path: PCUNICODE_STRING) -> NTSTATUS {
-    // WDF keeps its default pool tag for its own objects, so `PNfy` counts
-    // only the engine's allocations.
+    // WDF keeps its default pool tag for its own objects, so procnotify's
+    // tag (`PNfy`) counts only the engine's allocations.
     let mut config = WDF_DRIVER_CONFIG {
         Size: DRIVER_CONFIG_SIZE,
         EvtDriverDeviceAdd: Some(evt_driver_device_add),
@@ -79,18 +87,17 @@ pub unsafe extern "system" fn driver_entry(driver: PDRIVER_OBJECT, registry_path
     // `config` is a valid, sized WDF_DRIVER_CONFIG.
     let status = unsafe { wdf_driver_create(driver, registry_path, &raw mut config) };
     if !nt_success(status) {
-        WindowsKernel
-            .log(Level::Error, format_args!("procnotify: WdfDriverCreate failed: status={}", NtStatus(status)));
+        trace::log(&KERNEL, Level::Error, format_args!("WdfDriverCreate failed: status={}", NtStatus(status)));
         return status;
     }
     // The context exists before the callback is registered; on failure the
     // cell stays empty and nothing of the engine is left allocated.
-    let loaded = DRIVER.load(WindowsKernel, Monitor::new(WindowsKernel));
+    let loaded = Monitor::load_into(&DRIVER, KERNEL);
     if loaded.is_success() {
         let context = DRIVER.context_address().cast_mut();
         // Release: a debugger reading it sees a complete context.
         DEBUG_CONTEXT.store(context, Ordering::Release);
-        WindowsKernel.log(Level::Info, format_args!("procnotify: loaded, context={context:p}"));
+        trace::log(&KERNEL, Level::Info, format_args!("loaded, context={context:p}"));
     }
     // If this fails, KMDF tears the driver object down; EvtDriverUnload, if
     // called at all, finds the cell empty.
@@ -134,5 +141,5 @@ unsafe fn wdf_driver_create(
 extern "C" fn evt_driver_unload(_driver: WDFDRIVER) {
     DEBUG_CONTEXT.store(ptr::null_mut(), Ordering::Release);
     let unloaded = DRIVER.unload();
-    WindowsKernel.log(Level::Info, format_args!("procnotify: unloaded={unloaded}"));
+    trace::log(&KERNEL, Level::Info, format_args!("unloaded={unloaded}"));
 }

@@ -11,9 +11,7 @@
 
 use procnotify_core::abi::{self, Encoded, Row, Summary};
 use procnotify_core::{NtStatus, Os};
-use procnotify_wdk::WindowsKernel;
-
-use crate::entry::DRIVER;
+use crate::entry::{DRIVER, KERNEL};
 
 /// Encodes the loaded engine's table into `out`. `STATUS_DEVICE_NOT_READY`
 /// with nothing written if no engine is loaded (which cannot happen while a
@@ -34,7 +32,7 @@ pub fn answer(out: &mut [u8]) -> Encoded {
     let stats = context.stats();
     let summary = Summary {
         capacity: table.capacity(),
-        reported_max: WindowsKernel.max_processors(),
+        reported_max: KERNEL.max_processors(),
         allocated_slots: table.allocated_slots(),
         slot_bytes: u32::try_from(table.slot_bytes()).unwrap_or(u32::MAX),
         index_bytes: u32::try_from(table.index_bytes()).unwrap_or(u32::MAX),

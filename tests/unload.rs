@@ -79,18 +79,18 @@ fn driver_cell_load_unload_double_load_and_failed_load() {
     let kernel = SimKernel::boot(Config::new(2, 2));
     kernel.fail_payload_init(2);
     let os = SimOs::new(&kernel);
-    assert_eq!(cell.load(os.clone(), SimMonitor::new(os)), NtStatus::INSUFFICIENT_RESOURCES);
+    assert_eq!(SimMonitor::load_into(&cell, os), NtStatus::INSUFFICIENT_RESOURCES);
     assert!(!cell.is_loaded());
     assert!(!cell.unload(), "a failed load leaves nothing to unload");
     assert_clean(&kernel, "failed load");
 
     let kernel = SimKernel::boot(Config::new(2, 2));
     let os = SimOs::new(&kernel);
-    assert_eq!(cell.load(os.clone(), SimMonitor::new(os.clone())), NtStatus::SUCCESS);
+    assert_eq!(SimMonitor::load_into(&cell, os.clone()), NtStatus::SUCCESS);
     assert!(cell.is_loaded());
     assert!(!cell.context_address().is_null());
     let registrations = kernel.kernel_events().len();
-    assert_eq!(cell.load(os.clone(), SimMonitor::new(os.clone())), NtStatus::DEVICE_BUSY);
+    assert_eq!(SimMonitor::load_into(&cell, os.clone()), NtStatus::DEVICE_BUSY);
     assert_eq!(kernel.kernel_events().len(), registrations, "a second load registers nothing");
     assert!(kernel.log_lines().iter().any(|l| l.contains("load while already loaded")));
     assert!(cell.unload());
@@ -100,7 +100,7 @@ fn driver_cell_load_unload_double_load_and_failed_load() {
     assert_clean(&kernel, "cell unload");
 
     // The cell can be loaded again after an unload.
-    assert_eq!(cell.load(os.clone(), SimMonitor::new(os)), NtStatus::SUCCESS);
+    assert_eq!(SimMonitor::load_into(&cell, os), NtStatus::SUCCESS);
     assert!(cell.unload());
     assert_clean(&kernel, "reload");
 }

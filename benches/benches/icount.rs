@@ -56,7 +56,7 @@ fn run_from_dpc(variant: &str, iterations: u64) -> Result<(), String> {
         return Err(format!("{FROM_DPC} has only own_slot_visit"));
     }
     let bench = DpcBench::new(PRESENT, MAX);
-    let dpc = bench.dpc_of(OWN).ok_or("processor OWN is not present")?;
+    let dpc = bench.context_of(OWN).ok_or("processor OWN is not present")?;
     for _ in 0..iterations {
         // SAFETY: `dpc` comes from `bench`, alive until the end of the function.
         unsafe { from_dpc_visit(black_box(dpc), bench.os()) };

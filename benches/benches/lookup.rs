@@ -15,7 +15,7 @@
 //!   lookup) and load its state.
 //! - `lookup_own_slot_visit`: own slot plus a `Relaxed` `fetch_add` on its
 //!   counter. Next to them, `procnotify_from_dpc`: the driver's real read
-//!   path, which starts from the DPC's address and does no lookup
+//!   path, which starts from the address the DPC is queued with and does no lookup
 //!   ([`from_dpc_visit`]).
 //!
 //! Baseline: `fixed_array`, the preallocated array of the maximum count.
@@ -52,7 +52,7 @@ fn all<C: PerCpu>(c: &mut Criterion) {
 /// The DPC routine's read path, in the `lookup_own_slot_visit` group.
 fn from_dpc(c: &mut Criterion) {
     let bench = DpcBench::new(PRESENT, MAX);
-    let dpc = bench.dpc_of(OWN).expect("processor OWN is present");
+    let dpc = bench.context_of(OWN).expect("processor OWN is present");
     let mut group = c.benchmark_group("lookup_own_slot_visit");
     group.throughput(Throughput::Elements(u64::from(BATCH)));
     // SAFETY: `dpc` comes from `bench`, alive for the whole group.

@@ -1,7 +1,6 @@
-//! The driver's real read path: the DPC routine receives its `KDPC`'s
-//! address, and the `KDPC` lives at the start of the processor's
-//! [`PerProcessor`], so `PerProcessor::from_dpc` finds the value with no
-//! lookup at all (a pointer cast). Measured here with procnotify-core's own
+//! The driver's real read path: the DPC routine receives the address of its
+//! processor's [`PerProcessor`] as its context (queued with the `KDPC`), so
+//! `PerProcessor::from_context` finds the value with no lookup at all. Measured here with procnotify-core's own
 //! [`Monitor`] hooks over a trivial [`TargetedDpc`] ([`BenchDpc`], the size
 //! of an x64 `KDPC`) and the test kit's [`MiniOs`].
 
@@ -24,18 +23,19 @@ pub struct BenchDpc {
     _kdpc: [u8; 63],
 }
 
-// Every `TargetedDpc` method is infallible here: `init` writes the value,
-// `queue` flips the flag.
-impl TargetedDpc for BenchDpc {
+// SAFETY: nothing is ever deferred (`queue` only flips a flag and no routine
+// runs), so there is no routine to break the trait's promises; `init` writes
+// its place. Both are infallible.
+unsafe impl TargetedDpc for BenchDpc {
     type Os = MiniOs;
 
     fn init<'a>(_os: &MiniOs, place: &'a mut MaybeUninit<Self>) -> Result<&'a mut Self, NtStatus> {
         Ok(place.write(Self { queued: AtomicBool::new(false), _kdpc: [0; 63] }))
     }
 
-    fn queue(&self, _os: &MiniOs, _target: ProcNumber) -> Result<bool, NtStatus> {
+    unsafe fn queue(value: &Value, _os: &MiniOs, _target: ProcNumber) -> Result<bool, NtStatus> {
         // Relaxed: a flag nobody else reads for ordering.
-        Ok(!self.queued.swap(true, Ordering::Relaxed))
+        Ok(!value.dpc().queued.swap(true, Ordering::Relaxed))
     }
 }
 
@@ -62,10 +62,10 @@ impl DpcBench {
         Self { table, os }
     }
 
-    /// What the kernel passes the DPC routine of processor `index`: its DPC's
-    /// address.
-    pub fn dpc_of(&self, index: u32) -> Option<NonNull<BenchDpc>> {
-        self.table.value(index).map(|value| NonNull::from(value.dpc()))
+    /// What the kernel passes the DPC routine of processor `index`: the
+    /// address of its value, as `TargetedDpc::queue` takes it.
+    pub fn context_of(&self, index: u32) -> Option<NonNull<Value>> {
+        self.table.value(index).map(NonNull::from)
     }
 
     /// The OS the values log through.
@@ -86,7 +86,9 @@ impl DpcBench {
 ///
 /// When a slot cannot be created or another writer exists.
 pub fn bring_up<A: PoolAllocator>(table: &Table<Value, A>, present: u32, os: MiniOs) {
-    let monitor = Monitor::<BenchDpc>::new(os);
+    // SAFETY: the benchmarks never call `online` (nothing is queued), and
+    // `BenchDpc` defers nothing anyway.
+    let monitor = unsafe { Monitor::<BenchDpc>::new(os) };
     let mut writer = table.writer().expect("the only writer");
     for index in 0..present {
         let cpu = Cpu { index, number: ProcNumber::dense(index) };
@@ -95,20 +97,22 @@ pub fn bring_up<A: PoolAllocator>(table: &Table<Value, A>, present: u32, os: Min
     }
 }
 
-/// [`BATCH`] runs of the DPC routine's work: `PerProcessor::from_dpc` on the
-/// address the kernel passes (opaque to the compiler: `black_box`), then
+/// [`BATCH`] runs of the DPC routine's work: `PerProcessor::from_context` on
+/// the address the kernel passes (opaque to the compiler: `black_box`), then
 /// `PerProcessor::visit` (a `Relaxed` `fetch_add` and the trace line, which
 /// `MiniOs::log` only counts).
 ///
 /// # Safety
 ///
-/// `dpc` comes from [`DpcBench::dpc_of`] of a `DpcBench` that is still alive.
+/// `context` comes from [`DpcBench::context_of`] of a `DpcBench` that is
+/// still alive.
 #[inline(never)]
-pub unsafe fn from_dpc_visit(dpc: NonNull<BenchDpc>, os: &MiniOs) {
+pub unsafe fn from_dpc_visit(context: NonNull<Value>, os: &MiniOs) {
     for _ in 0..BATCH {
-        // SAFETY: the `dpc` field of a live `PerProcessor<BenchDpc>` in a
-        // table slot (the caller's promise), which outlives this call.
-        let value = unsafe { PerProcessor::from_dpc(black_box(dpc)) };
+        // SAFETY: a live `PerProcessor<BenchDpc>` in a table slot, its address
+        // taken from a reference to it (the caller's promise), which
+        // outlives this call.
+        let value = unsafe { PerProcessor::from_context(black_box(context)) };
         value.visit(os);
     }
 }

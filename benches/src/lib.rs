@@ -6,7 +6,7 @@
 //!   table, and the fixed array that is the physical limit of a lookup.
 //! - [`table`]: procnotify-core's `Table`, through `Table::get` and through a
 //!   [`Reader`](procnotify_core::table::Reader).
-//! - [`dpc`]: the driver's real read path, `PerProcessor::from_dpc`.
+//! - [`dpc`]: the driver's real read path, `PerProcessor::from_context`.
 //! - [`memory`]: bytes of slots, of the index, and what the Windows pool is
 //!   asked for.
 //!

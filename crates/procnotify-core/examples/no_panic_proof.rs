@@ -41,7 +41,7 @@ use std::hint::black_box;
 
 use procnotify_core::abi::{self, Row, Summary};
 use procnotify_core::monitor::{Monitor, PerProcessor, TargetedDpc};
-use procnotify_core::{Context, Driver, NtStatus, ProcNumber, RawNotification, Sink, Slot, Table};
+use procnotify_core::{Context, NtStatus, ProcNumber, RawNotification, Sink, Slot, Table};
 use procnotify_sim::kit::{Heap, MiniOs};
 
 /// A DPC that only counts how often it was queued (the Windows layer's is a
@@ -50,16 +50,18 @@ struct ProofDpc {
     queued: AtomicU32,
 }
 
-impl TargetedDpc for ProofDpc {
+// SAFETY: nothing is ever deferred (`queue` only counts), so no routine
+// exists to break the trait's promises; `init` writes its place.
+unsafe impl TargetedDpc for ProofDpc {
     type Os = MiniOs;
 
     fn init<'a>(_os: &MiniOs, place: &'a mut MaybeUninit<Self>) -> Result<&'a mut Self, NtStatus> {
         Ok(place.write(Self { queued: AtomicU32::new(0) }))
     }
 
-    fn queue(&self, _os: &MiniOs, target: ProcNumber) -> Result<bool, NtStatus> {
+    unsafe fn queue(value: &PerProcessor<Self>, _os: &MiniOs, target: ProcNumber) -> Result<bool, NtStatus> {
         // Relaxed: a statistic.
-        self.queued.fetch_add(1, Ordering::Relaxed);
+        value.dpc().queued.fetch_add(1, Ordering::Relaxed);
         // An arbitrary-looking answer, so both of the hook's branches stay.
         if target.number == u8::MAX { Err(NtStatus::INVALID_PARAMETER) } else { Ok(target.group == 0) }
     }
@@ -168,7 +170,7 @@ fn exercise(context: &ProofContext, rounds: u32) -> u32 {
 
 fn main() {
     let os = MiniOs { processors: black_box(4), max: black_box(64) };
-    let driver = match Driver::load(os, Monitor::new(os)) {
+    let driver = match Monitor::<ProofDpc>::load(os) {
         Ok(driver) => driver,
         Err(status) => {
             println!("no_panic_proof: load failed: {status}");

@@ -54,24 +54,28 @@ impl<O: Os, H: Hooks> Driver<O, H> {
             return Err(NtStatus::INSUFFICIENT_RESOURCES);
         };
         let Ok(memory) = allocator.allocate(Layout::new::<Context<O, H>>()) else {
-            context.log(Level::Error, format_args!("procnotify: load failed: no memory for the context"));
+            context.log(Level::Error, format_args!("load failed: no memory for the context"));
             return Err(NtStatus::INSUFFICIENT_RESOURCES);
         };
         let address = memory.cast::<Context<O, H>>();
         // SAFETY: fresh, aligned, writable memory of the context's layout.
         unsafe { address.write(context) };
-        // From here on, dropping `driver` frees the context.
-        let mut driver = Self { context: address, registration: None };
-        let context = driver.context();
-        context.log(Level::Info, format_args!("procnotify: load: capacity={} registering", context.table().capacity()));
-        // SAFETY: the context stays at this address until `Drop`, which
-        // deregisters first; on `None` it is freed only after the call
-        // returned, when no callback can run any more.
+        // Until `register` returns, only this raw pointer holds the context,
+        // and nothing frees it if the call unwinds (a hook panicked, on a
+        // host: in the kernel a panic is a bugcheck): a leak, never a free of
+        // a context the OS may still call. The `Driver` that frees it exists
+        // only once the OS returned a registration.
+        // SAFETY: initialised just above; freed only by `free` (below, after
+        // a failed registration) or by the `Driver`'s `Drop`.
+        let context = unsafe { address.as_ref() };
+        context.log(Level::Info, format_args!("load: capacity={} registering", context.table().capacity()));
+        // SAFETY: the context stays at this address until the `Driver`'s
+        // `Drop`, which deregisters first; on `None` it is freed only after
+        // the call returned, when no callback can run any more.
         match unsafe { context.os().register(address) } {
             Some(registration) => {
-                context.log(Level::Info, format_args!("procnotify: load: registered, {} present", context.present()));
-                driver.registration = Some(registration);
-                Ok(driver)
+                context.log(Level::Info, format_args!("load: registered, {} present", context.present()));
+                Ok(Self { context: address, registration: Some(registration) })
             }
             None => {
                 let status = context.recorded_status().unwrap_or(NtStatus::UNSUCCESSFUL);
@@ -80,14 +84,40 @@ impl<O: Os, H: Hooks> Driver<O, H> {
                     // The OS owes every started processor an AddFailure.
                     context.log(
                         Level::Error,
-                        format_args!("procnotify: load: {present} slots still present after failed registration"),
+                        format_args!("load: {present} slots still present after failed registration"),
                     );
                 }
-                context.log(Level::Error, format_args!("procnotify: load failed: status={status}"));
-                drop(driver);
+                context.log(Level::Error, format_args!("load failed: status={status}"));
+                // SAFETY: allocated above; the registration failed, so no
+                // callback runs any more, and nothing uses it after this.
+                unsafe { Self::free(address) };
                 Err(status)
             }
         }
+    }
+
+    /// Flushes deferred work (after which no DPC runs), then drops the
+    /// context (its table and values) and frees it.
+    ///
+    /// # Safety
+    ///
+    /// `address` is a context `load` allocated and initialised, no callback
+    /// can run on it any more (deregistered, or never registered), and
+    /// nothing uses it afterwards.
+    unsafe fn free(address: NonNull<Context<O, H>>) {
+        // SAFETY: initialised and not yet freed (the caller's contract).
+        let context = unsafe { address.as_ref() };
+        // After this returns no DPC runs: nothing uses the context any more.
+        context.os().flush_deferred();
+        context.log(Level::Info, format_args!("freeing {} slots and the context", context.table().allocated_slots()));
+        let allocator = context.os().allocator();
+        // SAFETY: no callback or DPC can use the context (above and the
+        // caller's contract); dropped once, here. (Its own `Drop` flushes
+        // again, which finds nothing left.)
+        unsafe { address.drop_in_place() };
+        // SAFETY: allocated in `load` with this layout by an allocator of the
+        // same OS (clones allocate from the same pool under the same tag).
+        unsafe { allocator.deallocate(address.cast(), Layout::new::<Context<O, H>>()) };
     }
 
     /// The context the callback uses.
@@ -104,26 +134,31 @@ impl<O: Os, H: Hooks> Driver<O, H> {
 }
 
 impl<O: Os, H: Hooks> Drop for Driver<O, H> {
+    /// Deregisters (after which no callback runs), then frees (see
+    /// `free`). From inside the driver's own callback (a hook that drops its
+    /// own driver) deregistration would wait for itself forever: the driver
+    /// is then leaked, still registered, with a logged error, instead.
     fn drop(&mut self) {
         let registration = self.registration.take();
         let context = self.context();
+        if context.in_own_callback() {
+            context.log(
+                Level::Error,
+                format_args!("unload refused: called from inside the driver's own callback; the driver is leaked"),
+            );
+            // The OS keeps the registration: its handle stays unused.
+            core::mem::forget(registration);
+            return;
+        }
         if let Some(registration) = registration {
-            context.log(Level::Info, format_args!("procnotify: unload: deregistering"));
+            context.log(Level::Info, format_args!("unload: deregistering"));
             // After this returns no callback runs.
             context.os().deregister(registration);
         }
-        // After this returns no DPC runs: nothing uses the context any more.
-        context.os().flush_deferred();
-        context.log(
-            Level::Info,
-            format_args!("procnotify: freeing {} slots and the context", context.table().allocated_slots()),
-        );
-        let allocator = context.os().allocator();
-        // SAFETY: deregistered and flushed above (or never registered), so no
-        // callback or DPC can use the context; `Drop` runs once.
-        unsafe { self.context.drop_in_place() };
-        // SAFETY: allocated in `load` with this layout by the same allocator.
-        unsafe { allocator.deallocate(self.context.cast(), Layout::new::<Context<O, H>>()) };
+        // SAFETY: allocated in `load`; deregistered above (a `Driver` always
+        // holds its registration until here), so no callback runs, and
+        // `Drop` runs once.
+        unsafe { Self::free(self.context) };
     }
 }
 
@@ -167,7 +202,7 @@ impl<O: Os, H: Hooks> DriverCell<O, H> {
     /// `STATUS_DEVICE_BUSY` if the cell is not empty.
     pub fn load(&self, os: O, hooks: H) -> NtStatus {
         if self.state.compare_exchange(EMPTY, BUSY, Ordering::Acquire, Ordering::Relaxed).is_err() {
-            os.log(Level::Error, format_args!("procnotify: load while already loaded"));
+            crate::trace::log(&os, Level::Error, format_args!("load while already loaded"));
             return NtStatus::DEVICE_BUSY;
         }
         let (status, next) = match Driver::load(os, hooks) {
@@ -186,8 +221,22 @@ impl<O: Os, H: Hooks> DriverCell<O, H> {
 
     /// Unloads the driver if one is loaded; a no-op otherwise (e.g. after a
     /// failed load). Returns whether a driver was unloaded.
+    ///
+    /// Refused (`false`, with a logged error, the driver stays loaded) when
+    /// called from inside the driver's own callback, which deregistration
+    /// would wait for forever ([`Context::in_own_callback`]).
     pub fn unload(&self) -> bool {
         if self.state.compare_exchange(LOADED, BUSY, Ordering::Acquire, Ordering::Relaxed).is_err() {
+            return false;
+        }
+        // SAFETY: this thread owns `driver` while the state is BUSY.
+        let driver = unsafe { &*self.driver.get() };
+        if let Some(context) = driver.as_ref().map(Driver::context)
+            && context.in_own_callback()
+        {
+            context.log(Level::Error, format_args!("unload refused: called from inside the driver's own callback"));
+            // Release: hands the driver back, unchanged.
+            self.state.store(LOADED, Ordering::Release);
             return false;
         }
         self.address.store(ptr::null_mut(), Ordering::Relaxed);

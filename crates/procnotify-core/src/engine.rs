@@ -14,7 +14,7 @@ use core::fmt;
 use crate::hooks::{Cpu, Hooks};
 use crate::lifecycle::{self, Anomaly, Hook, Outcome, SlotState, Transition};
 use crate::os::{Os, Sink};
-use crate::sync::{AtomicU32, Ordering};
+use crate::sync::{AtomicU32, AtomicUsize, Ordering};
 use crate::table::{Table, Writer};
 use crate::values::{AllocError, Level, MAX_PROCESSORS, NotifyState, NtStatus, RawNotification};
 
@@ -40,6 +40,11 @@ pub struct StatsSnapshot {
 /// Everything the processor change callback uses. The driver protocol keeps
 /// it in one pool allocation, from before registration until after
 /// deregistration.
+///
+/// It gives out no reference to its hooks: only the engine calls them, and
+/// only with the values of its own table, which a context frees only after
+/// flushing deferred work (its `Drop`). Hooks that queue work on their
+/// values (procnotify's [`Monitor`](crate::monitor::Monitor)) rely on both.
 pub struct Context<O: Os, H: Hooks> {
     os: O,
     hooks: H,
@@ -52,6 +57,32 @@ pub struct Context<O: Os, H: Hooks> {
     recorded: AtomicU32,
     /// `Relaxed` counters: statistics, they publish nothing.
     stats: Stats,
+    /// The thread running the callback now (`Os::current_thread`), 0 when
+    /// none (or the OS cannot tell). Stored by the callback on entry and
+    /// cleared on exit (also when a hook unwinds), read by an unload to
+    /// refuse to wait for itself ([`Context::in_own_callback`]). `Relaxed`:
+    /// only a read on the callback's own thread must see its value, and
+    /// program order gives it that; a read on another thread sees 0, another
+    /// thread or a stale one, never its own id.
+    callback_thread: AtomicUsize,
+}
+
+/// Marks the current thread as running the callback until dropped.
+struct InCallback<'a>(&'a AtomicUsize);
+
+impl<'a> InCallback<'a> {
+    fn enter(marker: &'a AtomicUsize, thread: usize) -> Self {
+        // Relaxed: see `Context::callback_thread`.
+        marker.store(thread, Ordering::Relaxed);
+        Self(marker)
+    }
+}
+
+impl Drop for InCallback<'_> {
+    fn drop(&mut self) {
+        // Relaxed: see `Context::callback_thread`.
+        self.0.store(0, Ordering::Relaxed);
+    }
 }
 
 impl<O: Os, H: Hooks> Context<O, H> {
@@ -67,32 +98,36 @@ impl<O: Os, H: Hooks> Context<O, H> {
         let reported = os.max_processors();
         let capacity = reported.clamp(1, MAX_PROCESSORS);
         if capacity != reported {
-            os.log(
+            crate::trace::log(
+                &os,
                 Level::Warning,
-                format_args!("procnotify: maximum processor count {reported} clamped to {capacity}"),
+                format_args!("maximum processor count {reported} clamped to {capacity}"),
             );
         }
         let table = match Table::with_first_segment(capacity, os.active_processors(), os.allocator()) {
             Ok(table) => table,
             Err(error) => {
-                os.log(
+                crate::trace::log(
+                    &os,
                     Level::Error,
-                    format_args!("procnotify: load failed: no memory for the index of {capacity} processors"),
+                    format_args!("load failed: no memory for the index of {capacity} processors"),
                 );
                 return Err(error);
             }
         };
-        Ok(Self { os, hooks, table, recorded: AtomicU32::new(NtStatus::SUCCESS.bits()), stats: Stats::default() })
+        Ok(Self {
+            os,
+            hooks,
+            table,
+            recorded: AtomicU32::new(NtStatus::SUCCESS.bits()),
+            stats: Stats::default(),
+            callback_thread: AtomicUsize::new(0),
+        })
     }
 
     /// The OS interface.
     pub fn os(&self) -> &O {
         &self.os
-    }
-
-    /// The driver's hooks.
-    pub fn hooks(&self) -> &H {
-        &self.hooks
     }
 
     /// The per-processor table. Readers only ever touch this.
@@ -129,9 +164,20 @@ impl<O: Os, H: Hooks> Context<O, H> {
         u32::try_from(live).unwrap_or(u32::MAX)
     }
 
-    /// Logs through the OS.
+    /// Whether the calling thread is inside this context's callback (a hook
+    /// is running on it). An unload there would wait for itself: the driver
+    /// refuses it instead ([`crate::Driver`], [`crate::DriverCell::unload`]).
+    /// Always `false` when the OS cannot tell threads apart
+    /// ([`Os::current_thread`]).
+    pub fn in_own_callback(&self) -> bool {
+        // Relaxed: see the field.
+        self.os.current_thread().is_some_and(|thread| self.callback_thread.load(Ordering::Relaxed) == thread.get())
+    }
+
+    /// Logs one line through the OS, under the driver's name
+    /// ([`crate::trace::log`]): `NAME: <args>`.
     pub fn log(&self, level: Level, args: fmt::Arguments<'_>) {
-        self.os.log(level, args);
+        crate::trace::log(&self.os, level, args);
     }
 
     /// Decides and applies one notification, holding the table's writer.
@@ -229,12 +275,28 @@ impl<O: Os, H: Hooks> Sink for Context<O, H> {
     fn on_notification(&self, n: RawNotification) -> Option<NtStatus> {
         self.stats.notifications.fetch_add(1, Ordering::Relaxed);
         let outcome = match self.table.writer() {
-            Some(mut writer) => self.apply(&mut writer, n),
+            Some(mut writer) => {
+                // Only an OS that can tell threads apart pays for the marker.
+                let _marker =
+                    self.os.current_thread().map(|thread| InCallback::enter(&self.callback_thread, thread.get()));
+                self.apply(&mut writer, n)
+            }
             None if n.state == NotifyState::AddStart.raw() => Outcome::Vetoed(NtStatus::DEVICE_BUSY),
             None => Outcome::Ignored(Anomaly::Reentered),
         };
         self.account(n, outcome);
         outcome.veto()
+    }
+}
+
+/// Dropping a context first waits for the deferred work its hooks queued
+/// ([`Os::flush_deferred`]): a DPC still queued to a value would otherwise
+/// run on freed memory. A context that is still registered must not be
+/// dropped ([`Os::register`]'s contract); [`crate::Driver`] deregisters
+/// first.
+impl<O: Os, H: Hooks> Drop for Context<O, H> {
+    fn drop(&mut self) {
+        self.os.flush_deferred();
     }
 }
 

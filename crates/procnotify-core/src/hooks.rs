@@ -27,6 +27,15 @@ pub struct Cpu {
 /// unloads (processors are never removed on Windows, and a failed add reuses
 /// its index).
 ///
+/// **Do not unload the driver from inside a hook.** Unloading deregisters
+/// the callback, which waits for the running callback to return: the hook
+/// would wait for itself forever. The engine refuses instead when the OS
+/// layer can tell threads apart ([`Os::current_thread`](crate::Os::current_thread):
+/// Windows and the simulator can): [`DriverCell::unload`](crate::DriverCell::unload)
+/// returns `false` and the driver stays loaded, and dropping a
+/// [`Driver`](crate::Driver) there leaks it, still registered; both log an
+/// error. An OS layer that cannot tell deadlocks.
+///
 /// ```
 /// use core::mem::MaybeUninit;
 /// use core::sync::atomic::{AtomicU64, Ordering};
@@ -52,6 +61,16 @@ pub trait Hooks: Sync + Sized {
     /// the value in place and return the reference `place.write(..)` gave
     /// (returning anything else is refused with `STATUS_UNSUCCESSFUL`). The
     /// value's address never changes afterwards, so it may hold a `KDPC`.
+    ///
+    /// **What `place` holds when `init` fails.** The engine owns the value
+    /// only once `init` returned `Ok` with `place`'s own reference; in every
+    /// other case (`Err`, another reference, a panic on a host) it treats
+    /// `place` as uninitialised: it never drops what is there, and the next
+    /// `init` for the index writes over it. So write `place` last: decide
+    /// everything that can fail first. A hook that did write a value and must
+    /// then fail drops it itself (`place.assume_init_drop()`) before
+    /// returning `Err`; one that does not leaks it (a leak, never undefined
+    /// behaviour: nothing reads or drops a value the engine does not own).
     ///
     /// # Errors
     ///

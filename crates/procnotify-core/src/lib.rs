@@ -6,7 +6,9 @@
 //!
 //! A driver hands in its per-processor type and bring-up hooks ([`Hooks`],
 //! in the shape of Linux's `cpuhp_setup_state`), and an [`Os`] (the Windows
-//! one is in `procnotify-wdk`, a simulated one in `procnotify-sim`). The
+//! one is in `procnotify-wdk`, a simulated one in `procnotify-sim`) that
+//! carries the driver's [`Identity`]: the name every log line of the engine
+//! starts with and the pool tag every allocation is made under. The
 //! engine registers the processor change callback with
 //! `KE_PROCESSOR_CHANGE_ADD_EXISTING`, replays the existing processors
 //! through the hooks, keeps a lock-free [`Table`] of per-processor values
@@ -22,16 +24,38 @@
 //!
 //! - [`values`]: plain values (`NtStatus`, `ProcNumber`, the raw notification,
 //!   [`NotifyState`], limits). Imports nothing else of the crate.
+//! - [`identity`]: who the driver is ([`Identity`]: its [`Name`] and
+//!   [`PoolTag`], checked when it is compiled). A leaf too.
 //! - [`pool`]: the fallible allocator trait. No global allocator is used: an
 //!   allocation failure is always a value.
 //! - [`lifecycle`]: the slot state machine as a pure function.
 //! - [`table`]: the lock-free table, generic over `T`. Wait-free reads.
 //! - [`hooks`]: what a driver plugs in.
 //! - [`os`]: what the engine needs of the OS.
-//! - [`trace`]: the `procnotify:` log lines, formatted once for every OS layer.
+//! - [`trace`]: the log lines, formatted once for every OS layer, each
+//!   starting with the driver's name.
 //! - [`engine`]: the callback ([`Context`]).
 //! - [`driver`]: load and unload ([`Driver`], [`DriverCell`] for a `static`).
-//! - [`monitor`]: procnotify's own hooks (counters and a DPC per processor).
+//! - [`monitor`]: procnotify's own hooks (counters and a DPC per processor)
+//!   and procnotify's own identity ([`monitor::Procnotify`]: `procnotify`,
+//!   `PNfy`).
+//!
+//! # Whose name, whose tag
+//!
+//! The engine never spells a driver's name. A driver declares itself once,
+//! on a zero-sized type, and gives that type to its OS layer (`Os::Identity`;
+//! `procnotify_wdk::WindowsKernel<I>`, `procnotify_sim::SimOs<I>`). It is a
+//! type parameter, not a value, on purpose:
+//!
+//! - **zero run-time cost**: the name and the tag are constants, folded into
+//!   the calls that use them; nothing is stored or passed around;
+//! - **checked at compile time**: a tag that is not four printable ASCII
+//!   bytes, or a name with a space, `%` or non-ASCII, does not build
+//!   ([`name!`], [`pool_tag!`]);
+//! - **cannot be forgotten**: `Os::Identity` has no default, so no line and
+//!   no allocation of the engine can go out under someone else's name.
+//!
+//! See [`identity`] for the rules and an example.
 //!
 //! Beside them, [`abi`]: the wire format of the driver's user-mode query
 //! (`IOCTL_PROCNOTIFY_QUERY`), its encoder and decoder and the printed
@@ -41,13 +65,21 @@
 //! # Example
 //!
 //! A per-processor counter, loaded against the simulator (on Windows the
-//! `Os` would be `procnotify_wdk::WindowsKernel`):
+//! `Os` would be `procnotify_wdk::WindowsKernel<PacketsDriver>`):
 //!
 //! ```
 //! use core::mem::MaybeUninit;
 //! use core::sync::atomic::{AtomicU64, Ordering};
-//! use procnotify_core::{Cpu, Driver, Hooks, NtStatus};
+//! use procnotify_core::identity::{Identity, Name, PoolTag};
+//! use procnotify_core::{Cpu, Driver, Hooks, NtStatus, name, pool_tag};
 //! use procnotify_sim::{Config, SimKernel, SimOs};
+//!
+//! /// Who the driver is: `packets: ...` in the log, `Pkts` in PoolMon.
+//! struct PacketsDriver;
+//! impl Identity for PacketsDriver {
+//!     const NAME: Name = name!("packets");
+//!     const POOL_TAG: PoolTag = pool_tag!(b"Pkts");
+//! }
 //!
 //! struct Packets;
 //! impl Hooks for Packets {
@@ -58,7 +90,7 @@
 //! }
 //!
 //! let kernel = SimKernel::boot(Config::new(2, 8));
-//! let driver = Driver::load(SimOs::new(&kernel), Packets).expect("load");
+//! let driver = Driver::load(SimOs::<PacketsDriver>::with_identity(&kernel), Packets).expect("load");
 //! kernel.hot_add();
 //! // A reader on processor 2 (the hot-added one) counts a packet.
 //! SimKernel::run_on(2, || driver.context().current().map(|n| n.fetch_add(1, Ordering::Relaxed)));
@@ -66,6 +98,8 @@
 //! assert_eq!(driver.context().present(), 3);
 //! driver.unload();
 //! assert_eq!(kernel.pool().stats().live, 0);
+//! assert!(kernel.log_lines().iter().all(|line| line.starts_with("packets: ")));
+//! assert!(kernel.pool().tags().iter().all(|count| count.tag == Some(PacketsDriver::POOL_TAG)));
 //! ```
 #![no_std]
 // Kernel-reachable code must not panic: a panic is a bugcheck.
@@ -94,6 +128,7 @@ pub mod abi;
 pub mod driver;
 pub mod engine;
 pub mod hooks;
+pub mod identity;
 pub mod lifecycle;
 pub mod log;
 pub mod monitor;
@@ -110,6 +145,7 @@ mod loom_tests;
 pub use driver::{Driver, DriverCell};
 pub use engine::{Context, StatsSnapshot};
 pub use hooks::{Cpu, Hooks};
+pub use identity::{Identity, Name, PoolTag};
 pub use lifecycle::{Anomaly, Outcome, SlotState};
 pub use os::{Os, Sink};
 pub use pool::PoolAllocator;

@@ -13,33 +13,74 @@ use core::mem::MaybeUninit;
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
+use crate::driver::{Driver, DriverCell};
 use crate::hooks::{Cpu, Hooks};
+use crate::identity::{Identity, Name, PoolTag};
 use crate::os::Os;
 use crate::trace;
 use crate::values::{Level, NtStatus, ProcNumber};
 
+/// procnotify's own [`Identity`]: its log lines start with `procnotify:` and
+/// its pool allocations carry the tag `PNfy` (`!poolused 2 PNfy`). Defined
+/// here, beside procnotify's own per-processor value, and only here: the
+/// driver (`src/entry.rs`) and the simulator name it; the engine never does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Procnotify;
+
+impl Identity for Procnotify {
+    const NAME: Name = crate::name!("procnotify");
+    const POOL_TAG: PoolTag = crate::pool_tag!(b"PNfy");
+}
+
 /// A DPC that lives inside a [`PerProcessor`] and can be targeted at one
-/// processor. Its routine must call [`PerProcessor::from_dpc`] with the
-/// DPC's own address and then [`PerProcessor::visit`].
-pub trait TargetedDpc: Send + Sync + Sized {
+/// processor: a `KDPC` on Windows, a simulated one in the simulator.
+///
+/// Only [`Monitor`] queues one ([`TargetedDpc::queue`] is `unsafe`), and it
+/// passes the DPC the address of the *whole* value (derived from the
+/// `&PerProcessor` the engine handed to the `online` hook), so the routine
+/// finds its value through [`PerProcessor::from_context`] without a lookup
+/// and without computing a container's address from a field's.
+///
+/// # Safety
+///
+/// An implementation promises that:
+///
+/// - the routine of a DPC queued by `queue(value, ..)` runs at most once
+///   per successful queueing, calls [`PerProcessor::from_context`] with the
+///   pointer `queue` derived from `value` (and dereferences nothing else of
+///   the value's memory), and may then call [`PerProcessor::visit`];
+/// - after [`Os::flush_deferred`] of `Self::Os` returns, no routine queued
+///   before it runs or will run (the DPCs go where that flush waits);
+/// - `init` leaves `place` initialised when it returns `Ok` (the engine
+///   checks it returned `place`'s own reference) and uninitialised when it
+///   returns `Err`.
+pub unsafe trait TargetedDpc: Send + Sync + Sized {
     /// The OS the DPC belongs to.
     type Os: Os;
 
     /// Initialises the DPC in place (`KeInitializeDpc`) and returns the
-    /// reference `place.write(..)` gave. The DPC never moves afterwards.
+    /// reference `place.write(..)` gave. Harmless on its own: a DPC that is
+    /// never queued needs nothing else.
     ///
     /// # Errors
     ///
-    /// A failing status vetoes the processor's `AddStart`.
+    /// A failing status vetoes the processor's `AddStart`; `place` is then
+    /// left uninitialised.
     fn init<'a>(os: &Self::Os, place: &'a mut MaybeUninit<Self>) -> Result<&'a mut Self, NtStatus>;
 
-    /// Targets the DPC at `target` and queues it. `Ok(false)` when it was
-    /// already queued.
+    /// Targets `value`'s DPC at `target` and queues it, with a pointer to
+    /// the whole `value` as the context its routine receives. `Ok(false)`
+    /// when it was already queued.
     ///
     /// # Errors
     ///
     /// The status of targeting it (`KeSetTargetProcessorDpcEx`).
-    fn queue(&self, os: &Self::Os, target: ProcNumber) -> Result<bool, NtStatus>;
+    ///
+    /// # Safety
+    ///
+    /// `value` stays at its address, alive, until `os.flush_deferred()` has
+    /// returned after this call: the routine reads it.
+    unsafe fn queue(value: &PerProcessor<Self>, os: &Self::Os, target: ProcNumber) -> Result<bool, NtStatus>;
 }
 
 /// What a processor went through, as [`PerProcessor::counters`] reports it.
@@ -55,8 +96,9 @@ pub struct Counters {
     pub visits: u64,
 }
 
-/// procnotify's per-processor value. `repr(C)` with the DPC first, so the
-/// DPC's address is the value's address ([`PerProcessor::from_dpc`]).
+/// procnotify's per-processor value. `repr(C)` with the DPC first, so a
+/// debugger shows the `KDPC` at the value's address (nothing relies on it:
+/// the DPC's routine gets the value's own address, see [`TargetedDpc`]).
 ///
 /// The counters are written by the serialised hooks (and `visits` by the DPC
 /// on the processor itself) and read by anyone: `Relaxed` throughout, they
@@ -70,8 +112,6 @@ pub struct PerProcessor<D> {
     failures: AtomicU32,
     visits: AtomicU64,
 }
-
-const _: () = assert!(core::mem::offset_of!(PerProcessor<u64>, dpc) == 0);
 
 impl<D> PerProcessor<D> {
     /// The processor's DPC.
@@ -100,37 +140,80 @@ impl<D> PerProcessor<D> {
     #[cfg_attr(procnotify_no_panic, no_panic::no_panic)]
     pub fn visit<O: Os>(&self, os: &O) -> u64 {
         let visits = self.visits.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
-        os.log(Level::Trace, format_args!("{}", trace::Visit { index: self.index, visits }));
+        trace::log(os, Level::Trace, format_args!("{}", trace::Visit { index: self.index, visits }));
         visits
     }
 
-    /// The value whose DPC is at `dpc`: the read path of a DPC routine, which
-    /// receives its DPC's address and so needs no lookup.
+    /// The value a DPC's routine was queued for: the read path of the
+    /// routine, which receives the value's address as its context and so
+    /// needs no lookup.
     ///
     /// # Safety
     ///
-    /// `dpc` is the address of the `dpc` field of a live `PerProcessor<D>`
-    /// that outlives `'a` (for the Windows layer: the `PKDPC` the kernel
-    /// passes to the routine of a DPC initialised by [`TargetedDpc::init`]
-    /// inside a table slot; unload flushes DPCs before freeing the table).
-    pub unsafe fn from_dpc<'a>(dpc: NonNull<D>) -> &'a Self {
-        // SAFETY: `dpc` is the first field of a `repr(C)` `PerProcessor<D>`
-        // (offset 0, checked above), so the addresses coincide; liveness is
-        // the caller's promise.
-        unsafe { dpc.cast::<Self>().as_ref() }
+    /// `context` is the pointer a [`TargetedDpc::queue`] derived from a
+    /// `&PerProcessor<D>` (its provenance covers the whole value), and the
+    /// value is still alive for `'a` (`queue`'s contract keeps it so until
+    /// the OS flushed its DPCs, which unload does before freeing the table).
+    #[inline]
+    pub unsafe fn from_context<'a>(context: NonNull<Self>) -> &'a Self {
+        // SAFETY: a live, initialised value (the caller's contract), only
+        // ever shared once initialised.
+        unsafe { context.as_ref() }
     }
 }
 
 /// procnotify's [`Hooks`]: a [`PerProcessor`] for each processor, a DPC to it
 /// when it comes online.
+///
+/// Its `online` hook queues a DPC that reads the value later, so the value
+/// must outlive the DPC: true of the values of the engine's table, which a
+/// [`Context`](crate::Context) frees only after flushing DPCs, and which
+/// nobody but the engine hands to the hooks. Hence the ways to get one:
+/// [`Monitor::load`] and [`Monitor::load_into`], safe, hand it straight to
+/// the engine; [`Monitor::new`] is `unsafe` for anything else.
 pub struct Monitor<D: TargetedDpc> {
     os: D::Os,
 }
 
 impl<D: TargetedDpc> Monitor<D> {
     /// Hooks that queue DPCs through `os`.
-    pub fn new(os: D::Os) -> Self {
+    ///
+    /// # Safety
+    ///
+    /// Every value the hooks' `online` is called with must stay at its
+    /// address, alive, until `Os::flush_deferred` returned after that call
+    /// (its DPC reads it). Handing the hooks to the engine
+    /// ([`Driver::load`], [`DriverCell::load`], [`Context::new`](crate::Context::new))
+    /// and calling none of them yourself meets this: the engine calls them
+    /// only with the values of its table, flushes DPCs before freeing them,
+    /// and gives out no reference to the hooks.
+    pub unsafe fn new(os: D::Os) -> Self {
         Self { os }
+    }
+
+    /// Loads procnotify's driver: these hooks over `os`
+    /// ([`Driver::load`]).
+    ///
+    /// # Errors
+    ///
+    /// The status the load failed with.
+    pub fn load(os: D::Os) -> Result<Driver<D::Os, Self>, NtStatus>
+    where
+        D::Os: Clone,
+    {
+        // SAFETY: handed straight to the engine (see `new`).
+        let hooks = unsafe { Self::new(os.clone()) };
+        Driver::load(os, hooks)
+    }
+
+    /// Loads procnotify's driver into `cell` ([`DriverCell::load`]).
+    pub fn load_into(cell: &DriverCell<D::Os, Self>, os: D::Os) -> NtStatus
+    where
+        D::Os: Clone,
+    {
+        // SAFETY: handed straight to the engine (see `new`).
+        let hooks = unsafe { Self::new(os.clone()) };
+        cell.load(os, hooks)
     }
 
     /// The OS the hooks use.
@@ -188,15 +271,20 @@ impl<D: TargetedDpc> Hooks for Monitor<D> {
 
     fn online(&self, cpu: Cpu, value: &PerProcessor<D>) {
         value.completes.fetch_add(1, Ordering::Relaxed);
-        match value.dpc.queue(&self.os, cpu.number) {
-            Ok(queued) => self.os.log(
+        // SAFETY: the engine calls this hook, and only with a value of its
+        // table (the contract of `Monitor::new`), which stays in place until
+        // the context flushed DPCs, before it frees the table.
+        match unsafe { D::queue(value, &self.os, cpu.number) } {
+            Ok(queued) => trace::log(
+                &self.os,
                 Level::Trace,
                 format_args!("{}", trace::DpcQueued { index: cpu.index, number: cpu.number, queued }),
             ),
-            Err(status) => self.os.log(
+            Err(status) => trace::log(
+                &self.os,
                 Level::Error,
                 format_args!(
-                    "procnotify: dpc index={} group={} number={} target status={status}",
+                    "dpc index={} group={} number={} target status={status}",
                     cpu.index, cpu.number.group, cpu.number.number
                 ),
             ),

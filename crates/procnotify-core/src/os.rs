@@ -3,8 +3,10 @@
 //! (`procnotify-wdk`, over wdk-sys) and the simulator's (`procnotify-sim`).
 
 use core::fmt;
+use core::num::NonZeroUsize;
 use core::ptr::NonNull;
 
+use crate::identity::Identity;
 use crate::pool::PoolAllocator;
 use crate::values::{Level, NtStatus, RawNotification};
 
@@ -26,7 +28,12 @@ pub trait Sink: Sync {
 /// registration runs or will run. After `flush_deferred` returns, no deferred
 /// work queued before it runs or will run.
 pub unsafe trait Os: Send + Sync + Sized {
-    /// The allocator for the table and the driver context.
+    /// Whose OS layer this is: the driver's [`Identity`]. Its name starts
+    /// every line the engine logs ([`crate::trace::log`]), and the allocator
+    /// allocates under its pool tag. No default: a driver names itself.
+    type Identity: Identity;
+    /// The allocator for the table and the driver context, allocating under
+    /// `Self::Identity::POOL_TAG`.
     type Allocator: PoolAllocator + Send + Sync;
     /// What `register` returns and `deregister` takes.
     type Registration: Send;
@@ -51,7 +58,18 @@ pub unsafe trait Os: Send + Sync + Sized {
     /// (`KeGetCurrentProcessorNumberEx`). Callable at any IRQL.
     fn current_processor(&self) -> u32;
 
-    /// Writes one log line. Callable at any IRQL up to `DISPATCH_LEVEL`.
+    /// An identity of the calling thread (`KeGetCurrentThread` on Windows),
+    /// unique among the threads alive now, or `None` (the default) when the
+    /// OS layer cannot tell. Only compared, never dereferenced: the engine
+    /// uses it to refuse an unload from inside its own callback, which would
+    /// otherwise wait for itself forever.
+    fn current_thread(&self) -> Option<NonZeroUsize> {
+        None
+    }
+
+    /// Writes one log line as given (the engine's lines already start with
+    /// the driver's name: see [`crate::trace::log`]). Callable at any IRQL up
+    /// to `DISPATCH_LEVEL`.
     fn log(&self, level: Level, args: fmt::Arguments<'_>);
 
     /// Registers the processor change callback with

@@ -16,6 +16,7 @@ use core::fmt;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU32, Ordering};
 
+use procnotify_core::monitor::Procnotify;
 use procnotify_core::{AllocError, Level, NotifyState, Os, PoolAllocator, RawNotification, Sink};
 
 /// The C heap, standing in for non-paged pool.
@@ -83,6 +84,7 @@ impl MiniOs {
 // before it returns; nothing is deferred, so `deregister` and
 // `flush_deferred` have nothing to wait for.
 unsafe impl Os for MiniOs {
+    type Identity = Procnotify;
     type Allocator = Heap;
     type Registration = ();
 

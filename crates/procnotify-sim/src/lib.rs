@@ -11,9 +11,11 @@
 //!   deregistration that waits for a running callback, DPCs, and fault
 //!   injection (the k-th allocation fails, another driver vetoes, the HAL
 //!   fails to start a processor, the kernel fails to prepare one).
-//! - [`SimAllocator`]: the non-paged pool, accounting every allocation so
-//!   leaks, double frees and uses after free are found.
-//! - [`SimOs`] and [`SimDpc`]: the simulator's side of the OS interface,
+//! - [`SimAllocator`]: the non-paged pool, accounting every allocation (with
+//!   its pool tag) so leaks, double frees, frees under the wrong tag and uses
+//!   after free are found.
+//! - [`SimOs`] and [`SimDpc`], generic over the driver's identity
+//!   (procnotify's by default): the simulator's side of the OS interface,
 //!   mirroring the Windows layer (a trampoline, a targeted DPC per processor).
 //! - [`query`]: the driver's `IOCTL_PROCNOTIFY_QUERY` answered by a driver
 //!   loaded in the simulator, with the Windows driver's mapping of the table
@@ -33,7 +35,7 @@ mod os;
 pub mod query;
 pub mod script;
 
-pub use alloc::{AllocStats, POISON, SimAllocator};
+pub use alloc::{AllocStats, POISON, Pinned, SimAllocator, TagCount};
 pub use kernel::{
     Config, Gate, Handle, HotAdd, KernelEvent, NotifyContext, OtherCallback, PendingFaults, RawCallback, Refusal,
     SimEvent, SimKernel, StartHook,

@@ -4,27 +4,47 @@
 
 use core::ffi::c_void;
 use core::fmt;
+use core::marker::PhantomData;
 use core::mem::MaybeUninit;
+use core::num::NonZeroUsize;
 use core::ptr::NonNull;
 use std::string::ToString;
 
-use procnotify_core::monitor::{Monitor, PerProcessor, TargetedDpc};
-use procnotify_core::{ADD_EXISTING, Driver, Level, NtStatus, Os, ProcNumber, RawNotification, Sink};
+use procnotify_core::monitor::{Monitor, PerProcessor, Procnotify, TargetedDpc};
+use procnotify_core::{ADD_EXISTING, Driver, Identity, Level, NtStatus, Os, ProcNumber, RawNotification, Sink};
 
 use crate::alloc::SimAllocator;
 use crate::kernel::{Handle, NotifyContext, SimKernel};
 
-/// The simulator as an [`Os`].
-#[derive(Clone)]
-pub struct SimOs {
+/// The simulator as an [`Os`], for the driver whose [`Identity`] is `I`:
+/// the engine's lines carry `I::NAME` and every allocation is made under
+/// `I::POOL_TAG` (the pool records it: [`SimAllocator::tags`]). procnotify's
+/// own identity is the default.
+pub struct SimOs<I: Identity = Procnotify> {
     kernel: SimKernel,
+    _identity: PhantomData<fn() -> I>,
+}
+
+impl<I: Identity> Clone for SimOs<I> {
+    fn clone(&self) -> Self {
+        Self::with_identity(&self.kernel)
+    }
 }
 
 impl SimOs {
-    /// The OS interface of `kernel`.
+    /// procnotify's OS interface of `kernel`.
     #[must_use]
     pub fn new(kernel: &SimKernel) -> Self {
-        Self { kernel: kernel.clone() }
+        Self::with_identity(kernel)
+    }
+}
+
+impl<I: Identity> SimOs<I> {
+    /// The OS interface of `kernel` for the driver named by `I`:
+    /// `SimOs::<MyDriver>::with_identity(&kernel)`.
+    #[must_use]
+    pub fn with_identity(kernel: &SimKernel) -> Self {
+        Self { kernel: kernel.clone(), _identity: PhantomData }
     }
 
     /// The kernel behind it.
@@ -48,8 +68,7 @@ impl SimOs {
     ///
     /// The status the load failed with.
     pub fn load_monitor(kernel: &SimKernel) -> Result<SimDriver, NtStatus> {
-        let os = Self::new(kernel);
-        Driver::load(os.clone(), Monitor::new(os))
+        Monitor::load(Self::new(kernel))
     }
 }
 
@@ -71,12 +90,13 @@ fn trampoline<S: Sink>(context: *mut c_void, change: &NotifyContext, operation_s
 
 // SAFETY: `deregister` unlinks and waits for running callbacks; `register`
 // calls back only with the given sink; `flush_dpcs` waits for queued DPCs.
-unsafe impl Os for SimOs {
+unsafe impl<I: Identity> Os for SimOs<I> {
+    type Identity = I;
     type Allocator = SimAllocator;
     type Registration = Handle;
 
     fn allocator(&self) -> SimAllocator {
-        self.kernel.pool().clone()
+        self.kernel.pool().tagged(I::POOL_TAG)
     }
 
     fn max_processors(&self) -> u32 {
@@ -89,6 +109,10 @@ unsafe impl Os for SimOs {
 
     fn current_processor(&self) -> u32 {
         SimKernel::current_processor()
+    }
+
+    fn current_thread(&self) -> Option<NonZeroUsize> {
+        Some(SimKernel::current_thread())
     }
 
     fn log(&self, level: Level, args: fmt::Arguments<'_>) {
@@ -110,15 +134,22 @@ unsafe impl Os for SimOs {
 
 /// The simulator's per-processor DPC: what the Windows layer's `KDPC` is
 /// there. It remembers nothing but the kernel to queue itself on; its routine
-/// finds the processor's value from the DPC's own address.
-pub struct SimDpc {
-    os: SimOs,
+/// receives the whole value's address as its context (no lookup), as on
+/// Windows, where the value's address travels as the DPC's first system
+/// argument.
+pub struct SimDpc<I: Identity = Procnotify> {
+    os: SimOs<I>,
 }
 
-impl TargetedDpc for SimDpc {
-    type Os = SimOs;
+// SAFETY: the routine `queue` queues runs once per queueing (the simulated
+// kernel's DPC queue), reads its value only through `PerProcessor::
+// from_context` with the pointer `queue` took from `value`, and runs on the
+// worker that `SimOs::flush_deferred` (`SimKernel::flush_dpcs`) waits for;
+// `init` writes `place` or returns `Err` without touching it.
+unsafe impl<I: Identity> TargetedDpc for SimDpc<I> {
+    type Os = SimOs<I>;
 
-    fn init<'a>(os: &SimOs, place: &'a mut MaybeUninit<Self>) -> Result<&'a mut Self, NtStatus> {
+    fn init<'a>(os: &SimOs<I>, place: &'a mut MaybeUninit<Self>) -> Result<&'a mut Self, NtStatus> {
         if os.kernel.payload_init_should_fail() {
             return Err(NtStatus::INSUFFICIENT_RESOURCES);
         }
@@ -126,28 +157,30 @@ impl TargetedDpc for SimDpc {
         Ok(place.write(Self { os: os.clone() }))
     }
 
-    fn queue(&self, os: &SimOs, target: ProcNumber) -> Result<bool, NtStatus> {
+    unsafe fn queue(value: &PerProcessor<Self>, os: &SimOs<I>, target: ProcNumber) -> Result<bool, NtStatus> {
         // Target by group and number, as KeSetTargetProcessorDpcEx does.
         let processor = os.kernel.index_from_number(target).ok_or(NtStatus::INVALID_PARAMETER)?;
-        let this: *const Self = self;
-        os.kernel.queue_dpc(processor, dpc_routine, this.cast());
+        // The whole value's address, from the reference the engine gave the
+        // hook: its provenance covers the value (not only the DPC field),
+        // and the caller keeps it alive until the flush.
+        let context = NonNull::from(value).cast::<c_void>();
+        os.kernel.queue_dpc(processor, dpc_routine::<I>, context);
         Ok(true)
     }
 }
 
-impl Drop for SimDpc {
+impl<I: Identity> Drop for SimDpc<I> {
     fn drop(&mut self) {
         self.os.kernel.payload_dropped();
     }
 }
 
 /// The simulator's DPC routine: the read path on the target processor,
-/// reached from the DPC's address alone, as on Windows.
-fn dpc_routine(dpc: *const c_void) {
-    let Some(dpc) = NonNull::new(dpc.cast_mut().cast::<SimDpc>()) else { return };
-    // SAFETY: `dpc` is the `SimDpc` inside a `PerProcessor<SimDpc>` of a live
-    // table: unload flushes DPCs before freeing it, and the simulated kernel
-    // checked the address is inside a live allocation before calling.
-    let value = unsafe { PerProcessor::<SimDpc>::from_dpc(dpc) };
+/// reached from its context alone, as on Windows.
+fn dpc_routine<I: Identity>(context: NonNull<c_void>) {
+    // SAFETY: `context` is the pointer `SimDpc::queue` took from a
+    // `&PerProcessor<SimDpc<I>>`, which its caller keeps alive until the
+    // flush; the simulated kernel pinned its allocation for this call.
+    let value = unsafe { PerProcessor::<SimDpc<I>>::from_context(context.cast()) };
     value.visit(&value.dpc().os);
 }

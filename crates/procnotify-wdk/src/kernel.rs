@@ -10,13 +10,16 @@
 
 use core::ffi::c_void;
 use core::fmt;
+use core::marker::PhantomData;
+use core::num::NonZeroUsize;
 use core::ptr::{self, NonNull};
 
 use procnotify_core::log::FixedBuf;
-use procnotify_core::{Level, NtStatus, Os, ProcNumber, RawNotification, Sink};
+use procnotify_core::{Identity, Level, NtStatus, Os, ProcNumber, RawNotification, Sink};
 use wdk_sys::ntddk::{
     DbgPrintEx, KeDeregisterProcessorChangeCallback, KeFlushQueuedDpcs, KeGetCurrentProcessorNumberEx,
     KeQueryActiveProcessorCountEx, KeQueryMaximumProcessorCountEx, KeRegisterProcessorChangeCallback,
+    PsGetCurrentThreadId,
 };
 use wdk_sys::{
     _DPFLTR_TYPE::DPFLTR_IHVDRIVER_ID, ALL_PROCESSOR_GROUPS, DPFLTR_ERROR_LEVEL, DPFLTR_INFO_LEVEL, DPFLTR_TRACE_LEVEL,
@@ -47,21 +50,52 @@ fn all_groups() -> u16 {
     u16::try_from(ALL_PROCESSOR_GROUPS).unwrap_or(u16::MAX)
 }
 
-/// The Windows kernel as the engine sees it. A ZST: every method is a kernel
-/// call.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct WindowsKernel;
+/// The Windows kernel as the engine sees it, for the driver whose
+/// [`Identity`] is `I`: the engine's lines start with `I::NAME`, its memory
+/// is allocated under `I::POOL_TAG`. A ZST: every method is a kernel call.
+pub struct WindowsKernel<I: Identity> {
+    _identity: PhantomData<fn() -> I>,
+}
+
+impl<I: Identity> WindowsKernel<I> {
+    /// The kernel, for the driver `I`.
+    #[must_use]
+    pub const fn new() -> Self {
+        Self { _identity: PhantomData }
+    }
+}
+
+impl<I: Identity> Clone for WindowsKernel<I> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<I: Identity> Copy for WindowsKernel<I> {}
+
+impl<I: Identity> Default for WindowsKernel<I> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<I: Identity> fmt::Debug for WindowsKernel<I> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WindowsKernel").field("name", &I::NAME).field("tag", &I::POOL_TAG).finish()
+    }
+}
 
 // SAFETY: `KeDeregisterProcessorChangeCallback` waits for a running callback
 // and none runs afterwards; the trampoline receives only the sink passed to
 // `register`; `KeFlushQueuedDpcs` waits for every queued DPC. Every other
 // method is a plain kernel call.
-unsafe impl Os for WindowsKernel {
-    type Allocator = NonPagedPool;
+unsafe impl<I: Identity> Os for WindowsKernel<I> {
+    type Identity = I;
+    type Allocator = NonPagedPool<I>;
     type Registration = Registration;
 
-    fn allocator(&self) -> NonPagedPool {
-        NonPagedPool
+    fn allocator(&self) -> NonPagedPool<I> {
+        NonPagedPool::new()
     }
 
     fn max_processors(&self) -> u32 {
@@ -77,6 +111,13 @@ unsafe impl Os for WindowsKernel {
     fn current_processor(&self) -> u32 {
         // SAFETY: the out-parameter is optional; NULL asks for the index only.
         unsafe { KeGetCurrentProcessorNumberEx(ptr::null_mut()) }
+    }
+
+    fn current_thread(&self) -> Option<NonZeroUsize> {
+        // SAFETY: no preconditions; callable at any IRQL. A thread ID is
+        // unique among the threads alive now (the engine only compares it).
+        let id = unsafe { PsGetCurrentThreadId() };
+        NonZeroUsize::new(id.addr())
     }
 
     fn log(&self, level: Level, args: fmt::Arguments<'_>) {

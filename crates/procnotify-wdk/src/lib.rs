@@ -3,13 +3,22 @@
 //! The Windows kernel as [`procnotify_core::Os`], over wdk-sys: the only
 //! library code of procnotify that touches the WDK.
 //!
-//! - `WindowsKernel`: `KeRegisterProcessorChangeCallback(..ADD_EXISTING)`
+//! - `WindowsKernel<I>`: `KeRegisterProcessorChangeCallback(..ADD_EXISTING)`
 //!   with a generic trampoline, `KeDeregisterProcessorChangeCallback`,
-//!   processor queries, `KeFlushQueuedDpcs`, `DbgPrintEx` logging.
-//! - `NonPagedPool`: `ExAllocatePool2` under the `PNfy` tag, honouring the
-//!   128-byte alignment of the table's slots.
-//! - `Kdpc`: a `KDPC` as [`procnotify_core::monitor::TargetedDpc`], whose
-//!   routine finds its processor's value from the `KDPC` address alone.
+//!   processor queries, `KeFlushQueuedDpcs`, `DbgPrintEx` logging, for the
+//!   driver whose [`procnotify_core::Identity`] is `I`.
+//! - `NonPagedPool<I>`: `ExAllocatePool2` under the driver's tag
+//!   (`I::POOL_TAG`, validated when the driver is compiled), honouring the
+//!   128-byte alignment of the table's slots. This crate names no driver:
+//!   procnotify passes its own identity, `procnotify_core::monitor::Procnotify`.
+//! - `Kdpc<I>`: a `KDPC` as [`procnotify_core::monitor::TargetedDpc`], queued
+//!   with its processor's value's address, which its routine reads back (no
+//!   lookup).
+//!
+//! 64-bit Windows only: the pool code relies on `ExAllocatePool2`'s 16-byte
+//! alignment (`MEMORY_ALLOCATION_ALIGNMENT` there; 8 bytes on 32-bit
+//! Windows), so a Windows target of any other pointer width is a compile
+//! error.
 //!
 //! On any host but Windows the crate is empty.
 #![no_std]
@@ -25,6 +34,12 @@
     clippy::unimplemented
 )]
 
+#[cfg(all(windows, not(target_pointer_width = "64")))]
+compile_error!(
+    "procnotify-wdk supports 64-bit Windows only: its pool alignment assumes ExAllocatePool2's 16-byte \
+     MEMORY_ALLOCATION_ALIGNMENT, which 32-bit Windows does not give"
+);
+
 #[cfg(windows)]
 mod dpc;
 #[cfg(windows)]
@@ -37,4 +52,4 @@ pub use dpc::Kdpc;
 #[cfg(windows)]
 pub use kernel::{Registration, WindowsKernel};
 #[cfg(windows)]
-pub use pool::{NonPagedPool, POOL_TAG};
+pub use pool::NonPagedPool;

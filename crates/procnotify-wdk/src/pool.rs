@@ -1,16 +1,15 @@
-//! [`NonPagedPool`]: the tagged non-paged pool allocator the engine uses.
+//! [`NonPagedPool`]: the tagged non-paged pool allocator the engine uses,
+//! under the driver's own tag.
 
 use core::alloc::Layout;
 use core::ffi::c_void;
+use core::fmt;
+use core::marker::PhantomData;
 use core::ptr::NonNull;
 
-use procnotify_core::{AllocError, PoolAllocator};
+use procnotify_core::{AllocError, Identity, PoolAllocator};
 use wdk_sys::ntddk::{ExAllocatePool2, ExFreePoolWithTag};
 use wdk_sys::{POOL_FLAG_NON_PAGED, SIZE_T};
-
-/// procnotify's pool tag. `from_le_bytes` puts `'P'` in the low byte, so
-/// WinDbg (`!poolused 2 PNfy`, `!poolfind PNfy`) and PoolMon show `PNfy`.
-pub const POOL_TAG: u32 = u32::from_le_bytes(*b"PNfy");
 
 /// `MEMORY_ALLOCATION_ALIGNMENT` on 64-bit Windows: what `ExAllocatePool2`
 /// guarantees for any request.
@@ -19,24 +18,57 @@ const POOL_ALIGNMENT: usize = 16;
 /// Bytes kept just below an over-aligned block for the pool's own pointer.
 const HEADER: usize = size_of::<*mut u8>();
 
-/// The non-paged pool under [`POOL_TAG`]. Honours any power-of-two alignment
-/// (the table's slots need 128 bytes): a larger alignment over-allocates,
-/// places the block at the first aligned address at least [`HEADER`] bytes in,
-/// and keeps the pool's own pointer in the word just below it.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct NonPagedPool;
+/// The non-paged pool under the driver's tag, `I::POOL_TAG` (checked when
+/// the driver is compiled: see [`procnotify_core::identity`]; WinDbg's
+/// `!poolused 2 Tag` and PoolMon show it in reading order). Honours any
+/// power-of-two alignment (the table's slots need 128 bytes): a larger
+/// alignment over-allocates, places the block at the first aligned address at
+/// least [`HEADER`] bytes in, and keeps the pool's own pointer in the word
+/// just below it.
+pub struct NonPagedPool<I: Identity> {
+    _identity: PhantomData<fn() -> I>,
+}
 
-impl NonPagedPool {
+impl<I: Identity> NonPagedPool<I> {
+    /// The pool, under `I::POOL_TAG`.
+    #[must_use]
+    pub const fn new() -> Self {
+        Self { _identity: PhantomData }
+    }
+
+    /// The tag as `ExAllocatePool2` and `ExFreePoolWithTag` take it.
+    const TAG: u32 = I::POOL_TAG.value();
+
     /// Whether `layout` needs the over-aligned path.
     fn over_aligned(layout: Layout) -> bool {
         layout.align() > POOL_ALIGNMENT
     }
 }
 
+impl<I: Identity> Clone for NonPagedPool<I> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<I: Identity> Copy for NonPagedPool<I> {}
+
+impl<I: Identity> Default for NonPagedPool<I> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<I: Identity> fmt::Debug for NonPagedPool<I> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NonPagedPool").field("tag", &I::POOL_TAG).finish()
+    }
+}
+
 // SAFETY: `ExAllocatePool2` returns zeroed (no `POOL_FLAG_UNINITIALIZED`),
 // 16-aligned non-paged memory owned by the caller until `ExFreePoolWithTag`;
 // larger alignments are served from inside a bigger block, see `allocate`.
-unsafe impl PoolAllocator for NonPagedPool {
+unsafe impl<I: Identity> PoolAllocator for NonPagedPool<I> {
     fn allocate(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
         let size = layout.size().max(1);
         let align = layout.align();
@@ -48,7 +80,7 @@ unsafe impl PoolAllocator for NonPagedPool {
         let bytes = SIZE_T::try_from(total).map_err(|_| AllocError)?;
         // SAFETY: no preconditions beyond IRQL <= DISPATCH_LEVEL for non-paged
         // pool; the engine allocates at PASSIVE or APC level.
-        let raw = unsafe { ExAllocatePool2(POOL_FLAG_NON_PAGED, bytes, POOL_TAG) };
+        let raw = unsafe { ExAllocatePool2(POOL_FLAG_NON_PAGED, bytes, Self::TAG) };
         let raw = NonNull::new(raw.cast::<u8>()).ok_or(AllocError)?;
         if !Self::over_aligned(layout) {
             return Ok(raw);
@@ -80,8 +112,8 @@ unsafe impl PoolAllocator for NonPagedPool {
         } else {
             ptr.as_ptr()
         };
-        // SAFETY: `raw` came from `ExAllocatePool2` with this tag and is freed
-        // once (the caller's contract).
-        unsafe { ExFreePoolWithTag(raw.cast::<c_void>(), POOL_TAG) };
+        // SAFETY: `raw` came from `ExAllocatePool2` with this tag (the same
+        // `I`, so the same constant) and is freed once (the caller's contract).
+        unsafe { ExFreePoolWithTag(raw.cast::<c_void>(), Self::TAG) };
     }
 }

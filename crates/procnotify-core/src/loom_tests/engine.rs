@@ -6,7 +6,7 @@
 //!   deregistration waits for a running callback, as
 //!   `KeDeregisterProcessorChangeCallback` does);
 //! - the hooks' `online` queues a DPC (the value's address, as
-//!   `PerProcessor::from_dpc` finds it); a "DPC" thread runs queued DPCs
+//!   `PerProcessor::from_context` finds it); a "DPC" thread runs queued DPCs
 //!   under the DPC lock, which `flush_deferred` takes and empties (so no DPC
 //!   runs after the flush, as `KeFlushQueuedDpcs` guarantees);
 //! - dropping the OS (part of the context) marks the context freed: a
@@ -107,6 +107,7 @@ impl Drop for LoomOs {
 // `flush_deferred` wait for running callbacks and DPCs (their locks) and no
 // callback or DPC runs after them.
 unsafe impl Os for LoomOs {
+    type Identity = crate::monitor::Procnotify;
     type Allocator = Heap;
     type Registration = ();
 

@@ -91,6 +91,13 @@ impl<'a, T, A: PoolAllocator> Writer<'a, T, A> {
     /// slot only after this returns `Ok`. A slot already linked is returned
     /// as it is and `init` is not called.
     ///
+    /// The table owns a value only once `init` returned `Ok` with the place's
+    /// own reference. After `Err`, a foreign reference or a panic, the place
+    /// counts as uninitialised: nothing there is ever dropped or read, and
+    /// the next `init` for the index writes over it. An `init` that wrote the
+    /// place and then fails must drop what it wrote itself, or leak it (see
+    /// [`Hooks::init`](crate::Hooks::init)).
+    ///
     /// # Errors
     ///
     /// [`InsertError`]: out of range, no memory, or `init` failed. The slot
@@ -135,5 +142,140 @@ impl<'a, T, A: PoolAllocator> Writer<'a, T, A> {
         // sees `state` sees the writes to the value made before it (the hook).
         slot.state.store(state as u8, Ordering::Release);
         true
+    }
+}
+
+#[cfg(all(test, not(procnotify_loom)))]
+mod tests {
+    //! What the writer does with what a failing `init` left in the place:
+    //! the contract of `Hooks::init` (the table owns a value only after `Ok`
+    //! with the place's own reference), checked with values that count their
+    //! drops. Runs under Miri too.
+
+    use core::alloc::Layout;
+    use core::ptr::NonNull;
+    use std::boxed::Box;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::table::Table;
+    use crate::values::AllocError;
+
+    /// The process heap, zeroed.
+    #[derive(Clone, Copy)]
+    struct TestHeap;
+
+    // SAFETY: `alloc_zeroed` memory, valid for `layout`, returned with `dealloc`.
+    unsafe impl PoolAllocator for TestHeap {
+        fn allocate(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+            // SAFETY: non-zero size (the trait's contract).
+            NonNull::new(unsafe { std::alloc::alloc_zeroed(layout) }).ok_or(AllocError)
+        }
+
+        unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
+            // SAFETY: allocated above with this layout (the caller's contract).
+            unsafe { std::alloc::dealloc(ptr.as_ptr(), layout) };
+        }
+    }
+
+    /// A value that counts its drops (in a static: a leaked value holds no
+    /// heap memory, so Miri's leak check sees only what the table leaks).
+    struct Counted(&'static AtomicUsize);
+
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn table() -> Table<Counted, TestHeap> {
+        Table::new(4, TestHeap).expect("index")
+    }
+
+    #[test]
+    fn a_value_written_then_refused_is_never_dropped_by_the_table() {
+        static DROPS: AtomicUsize = AtomicUsize::new(0);
+        let drops = &DROPS;
+        let table = table();
+        let mut writer = table.writer().expect("writer");
+        // `init` writes, then fails without cleaning up: a leak, not a drop
+        // of something the table does not own.
+        let failed = writer.get_or_insert(1, ProcNumber::dense(1), |place| {
+            place.write(Counted(drops));
+            Err(NtStatus::DEVICE_NOT_READY)
+        });
+        assert_eq!(failed.err(), Some(InsertError::Init(NtStatus::DEVICE_NOT_READY)));
+        assert!(table.get(1).is_none(), "a refused value was linked");
+        assert_eq!(drops.load(Ordering::Relaxed), 0);
+        // The next `init` writes over the place; only its value is the table's.
+        let slot = writer.get_or_insert(1, ProcNumber::dense(1), |place| Ok(place.write(Counted(drops))));
+        assert!(slot.is_ok());
+        drop(writer);
+        drop(table);
+        assert_eq!(drops.load(Ordering::Relaxed), 1, "the table dropped its own value once, the leaked one never");
+    }
+
+    #[test]
+    fn an_init_that_cleans_up_before_failing_leaks_nothing() {
+        static DROPS: AtomicUsize = AtomicUsize::new(0);
+        let drops = &DROPS;
+        let table = table();
+        let mut writer = table.writer().expect("writer");
+        let failed = writer.get_or_insert(2, ProcNumber::dense(2), |place| {
+            place.write(Counted(drops));
+            // SAFETY: written just above, dropped once, here.
+            unsafe { place.assume_init_drop() };
+            Err(NtStatus::INSUFFICIENT_RESOURCES)
+        });
+        assert!(failed.is_err());
+        assert_eq!(drops.load(Ordering::Relaxed), 1);
+        drop(writer);
+        drop(table);
+        assert_eq!(drops.load(Ordering::Relaxed), 1, "nothing else was dropped");
+    }
+
+    #[test]
+    fn a_foreign_reference_is_refused_and_neither_value_is_dropped_by_the_table() {
+        static DROPS: AtomicUsize = AtomicUsize::new(0);
+        let drops = &DROPS;
+        let table = table();
+        let mut writer = table.writer().expect("writer");
+        let foreign_address = Box::into_raw(Box::new(Counted(drops)));
+        // SAFETY: just allocated; this reference is the only use until it is
+        // freed below, after the table let go of it.
+        let foreign: &mut Counted = unsafe { &mut *foreign_address };
+        let refused = writer.get_or_insert(0, ProcNumber::dense(0), |place| {
+            place.write(Counted(drops));
+            Ok(foreign)
+        });
+        assert_eq!(refused.err(), Some(InsertError::Init(NtStatus::UNSUCCESSFUL)));
+        assert!(table.get(0).is_none());
+        drop(writer);
+        drop(table);
+        assert_eq!(drops.load(Ordering::Relaxed), 0, "the table dropped a value it did not own");
+        // SAFETY: leaked above and refused by the table, which kept nothing.
+        drop(unsafe { Box::from_raw(foreign_address) });
+        assert_eq!(drops.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn a_panicking_init_leaves_the_slot_unlinked_and_the_writer_free() {
+        static DROPS: AtomicUsize = AtomicUsize::new(0);
+        let drops = &DROPS;
+        let table = table();
+        let outcome = std::panic::catch_unwind(core::panic::AssertUnwindSafe(|| {
+            let mut writer = table.writer().expect("writer");
+            let _ = writer.get_or_insert(3, ProcNumber::dense(3), |place| {
+                place.write(Counted(drops));
+                panic!("init panics after writing");
+            });
+        }));
+        assert!(outcome.is_err());
+        assert!(table.get(3).is_none());
+        let mut writer = table.writer().expect("the writer was given back on unwind");
+        assert!(writer.get_or_insert(3, ProcNumber::dense(3), |place| Ok(place.write(Counted(drops)))).is_ok());
+        drop(writer);
+        drop(table);
+        assert_eq!(drops.load(Ordering::Relaxed), 1, "only the linked value is dropped");
     }
 }

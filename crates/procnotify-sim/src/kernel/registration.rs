@@ -47,12 +47,23 @@ impl Handle {
 pub type OtherCallback = Box<dyn Fn(&NotifyContext) -> NtStatus + Send + Sync>;
 
 enum Target {
-    /// A raw callback with its context, like the real API. The kernel checks
-    /// the context is still a live pool allocation before every call.
-    Raw { callback: RawCallback, context: usize },
+    /// A raw callback with its context, like the real API. The kernel pins
+    /// the context's pool allocation for every call (it must be live).
+    Raw { callback: RawCallback, context: CallbackContext },
     /// Another driver's callback.
     Other(OtherCallback),
 }
+
+/// A callback's context: kept as the pointer the driver gave (never as an
+/// integer), so the callback gets it back with its provenance.
+struct CallbackContext(*mut c_void);
+
+// SAFETY: the kernel only hands the pointer back to the driver's callback,
+// on whichever thread delivers a notification, as Windows does; the driver
+// vouches for its use there (`Os::register`'s contract).
+unsafe impl Send for CallbackContext {}
+// SAFETY: as above; the kernel itself never reads or writes through it.
+unsafe impl Sync for CallbackContext {}
 
 pub(super) struct Registration {
     id: u64,
@@ -113,7 +124,7 @@ impl SimKernel {
 
     /// `KeRegisterProcessorChangeCallback`, in the note's observed order.
     pub fn register(&self, callback: RawCallback, context: *mut c_void, flags: u32) -> Option<Handle> {
-        let target = Target::Raw { callback, context: context as usize };
+        let target = Target::Raw { callback, context: CallbackContext(context) };
         self.register_target(target, flags)
     }
 
@@ -227,6 +238,9 @@ impl SimKernel {
             }
             *lock(&registration.in_flight) += 1;
         }
+        // Leaves the call, also when the callback unwinds (a panicking hook
+        // on a host): deregistration must not wait for it forever.
+        let _in_flight = InFlight(registration);
         if let Some(gate) = lock(&self.inner.gate).take() {
             gate.hold();
         }
@@ -238,13 +252,15 @@ impl SimKernel {
         let mut operation_status = NtStatus::SUCCESS;
         match &registration.target {
             Target::Raw { callback, context } => {
-                if self.inner.pool.is_live(*context) {
-                    callback(*context as *mut c_void, &change, &mut operation_status);
-                } else {
-                    self.inner.pool.record_violation(std::format!(
-                        "callback #{} called with freed context {context:#x}",
+                // Check and keep in one step (a pin, see `SimAllocator::pin`):
+                // a free racing the callback is recorded, never a use after free.
+                let address = context.0.addr();
+                match self.inner.pool.pin(address).filter(|_| self.inner.pool.is_live(address)) {
+                    Some(_pin) => callback(context.0, &change, &mut operation_status),
+                    None => self.inner.pool.record_violation(std::format!(
+                        "callback #{} called with freed context {address:#x}",
                         registration.id
-                    ));
+                    )),
                 }
             }
             Target::Other(callback) => operation_status = callback(&change),
@@ -255,11 +271,6 @@ impl SimKernel {
                 status: operation_status,
             }));
         }
-        let mut in_flight = lock(&registration.in_flight);
-        *in_flight -= 1;
-        if *in_flight == 0 {
-            registration.idle.notify_all();
-        }
         operation_status
     }
 
@@ -269,5 +280,19 @@ impl SimKernel {
         let _serialised = lock(&self.inner.dynamic);
         let registrations = lock(&self.inner.registrations).clone();
         registrations.iter().map(|registration| self.invoke_raw(registration, change, true)).collect()
+    }
+}
+
+/// One callback of a registration in progress; leaving it (dropping this,
+/// also on unwind) lets a waiting deregistration go on.
+struct InFlight<'a>(&'a Registration);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let mut in_flight = lock(&self.0.in_flight);
+        *in_flight -= 1;
+        if *in_flight == 0 {
+            self.0.idle.notify_all();
+        }
     }
 }
