@@ -188,7 +188,7 @@ if [ "$(cat "$venv/.requirements" 2>/dev/null)" != "$venv_stamp" ]; then
 fi
 vpy=$venv/bin/python
 pefile_version=$("$vpy" -c 'import pefile; print(pefile.__version__)' 2>/dev/null) || fail toolchain "pefile missing from $venv"
-pass toolchain "$rustc_version (rust-toolchain.toml) + rust-src, -Zbuild-std=core,alloc, RUSTC_BOOTSTRAP=1; wdk-build 0.6.0 patched; $("$(tool clang)" --version | head -1 | sed 's/ (.*//'), lld-link $("$(tool lld-link)" --version | sed 's/.*LLD //;s/ .*//'); $($vpy --version) pefile $pefile_version; tree ${sync%% copied*}"
+pass toolchain "$rustc_version (rust-toolchain.toml) + rust-src, -Zbuild-std=core,alloc, RUSTC_BOOTSTRAP=1; wdk-build 0.6.0 patched; $("$(tool clang)" --version | head -1 | sed 's/ (.*//'), lld-link $("$(tool lld-link)" --version | sed 's/.*LLD //;s/ .*//'); $($vpy --version) pefile $pefile_version; source $sync"
 
 build_args=(-Zbuild-std=core,alloc --target "$triple" --lib -p procnotify -p procnotify-wdk
     --features procnotify/cross-host-wdk-build "${cargo_cfg[@]}"
@@ -283,7 +283,7 @@ if wanted pdb; then
     for p in "${profiles[@]}"; do
         [ -f "$wc/$p/procnotify.pdb" ] || fail "pdb[$p]" "no $wc/$p/procnotify.pdb (run the link step)"
         "$vpy" -m wcheck.pdb --pdb "$wc/$p/procnotify.pdb" --natvis "$repo/src/procnotify.natvis" --profile "$p" \
-            --pdbutil "$(tool llvm-pdbutil)" || fail "pdb[$p]" "see the lines above"
+            --pdbutil "$(tool llvm-pdbutil)" --rustc "$rustc_version" || fail "pdb[$p]" "see the lines above"
         record "pdb[$p]" pass
     done
 fi

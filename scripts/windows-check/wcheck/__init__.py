@@ -18,6 +18,8 @@ Every module prints its results as `== <step>: PASS|FAIL <detail>` lines.
 
 
 def line(step, ok, detail):
-    """One summary line, as run.sh and the result file expect it."""
-    print(f"== {step}: {'PASS' if ok else 'FAIL'} {detail}".rstrip(), flush=True)
-    return ok
+    """One summary line, as run.sh and the result file expect it. `ok` None
+    is a check that does not apply (N/A): it neither passes nor fails."""
+    status = "N/A" if ok is None else "PASS" if ok else "FAIL"
+    print(f"== {step}: {status} {detail}".rstrip(), flush=True)
+    return ok is not False

@@ -68,7 +68,7 @@ def main(argv=None):
     os.makedirs(dest, exist_ok=True)
     copied, removed = sync(repo, dest, tree_files(repo))
     commit, state = describe(repo)
-    print(f"commit={commit} tree={state} copied={copied} removed={removed}")
+    print(f"{commit[:12]} ({'working tree ' + state}; {copied} files copied, {removed} removed)")
     return 0
 
 
