@@ -19,6 +19,10 @@
 #                   "partial", never "pass"
 #   --sdk-version V the version folder to use from a WDK copy with several
 #
+# WINDOWS_CHECK_TOOLCHAIN=<rustup toolchain> builds with another toolchain
+# than rust-toolchain.toml pins (to preview moving the pin), in
+# target/windows-check-<toolchain>/; such a run is never "pass".
+#
 # Steps, in order (each prints `== <step>: PASS|FAIL ...`; the first failure
 # ends the run with exit status 1):
 #   headers    lay out the WDK content root wdk-build expects (symlinks, with
@@ -74,6 +78,13 @@ for s in "${want[@]}"; do
 done
 wanted() { local s; for s in "${want[@]}"; do [ "$s" = "$1" ] && return 0; done; return 1; }
 
+# The toolchain rust-toolchain.toml pins; WINDOWS_CHECK_TOOLCHAIN=<name>
+# previews a move of the pin (its own scratch folder; never a "pass").
+pinned=$(sed -n 's/^channel *= *"\(.*\)"/\1/p' "$repo/rust-toolchain.toml")
+[ -n "$pinned" ] || die "no channel in rust-toolchain.toml"
+toolchain=${WINDOWS_CHECK_TOOLCHAIN:-$pinned}
+[ "$toolchain" = "$pinned" ] || wc=$repo/target/windows-check-$toolchain
+
 mkdir -p "$wc/logs"
 export PYTHONDONTWRITEBYTECODE=1
 export PYTHONPATH="$here${PYTHONPATH:+:$PYTHONPATH}"
@@ -87,8 +98,9 @@ tree=$([ -z "$(git -C "$repo" status --porcelain 2>/dev/null)" ] && echo clean |
 finish() {
     local s; [ "$status" = pass ] && [ "${#want[@]}" -lt 5 ] && status=partial
     [ "$status" = pass ] && [ "$skip_emulate" = 1 ] && status=partial
+    [ "$status" = pass ] && [ "$toolchain" != "$pinned" ] && status=partial
     s=$(IFS=,; echo "${results[*]}")
-    local result="== result: commit=$commit tree=$tree status=$status profiles=$(IFS=,; echo "${profiles[*]}") steps=$s"
+    local result="== result: commit=$commit tree=$tree toolchain=$toolchain status=$status profiles=$(IFS=,; echo "${profiles[*]}") steps=$s"
     echo "$result"
     echo "${result#== result: }" > "$wc/result"
     [ "$status" = fail ] && exit 1
@@ -119,8 +131,6 @@ km_lib=$wc/wdkroot/Lib/$wdk_version/km/x64
 kmdf_lib=$wc/wdkroot/Lib/wdf/kmdf/x64/$kmdf
 
 # ---------------------------------------------------------------- toolchain
-toolchain=$(sed -n 's/^channel *= *"\(.*\)"/\1/p' "$repo/rust-toolchain.toml")
-[ -n "$toolchain" ] || fail toolchain "no channel in rust-toolchain.toml"
 rustc_path=$(rustup which --toolchain "$toolchain" rustc 2>/dev/null) \
     || fail toolchain "rustup has no toolchain $toolchain (rustup toolchain install $toolchain --component clippy)"
 tc_bin=$(dirname "$rustc_path")
@@ -130,13 +140,14 @@ sysroot=$("$tc_bin/rustc" --print sysroot)
 [ -x "$tc_bin/cargo-clippy" ] || fail toolchain "toolchain $toolchain has no clippy (rustup component add --toolchain $toolchain clippy)"
 rustc_version=$("$tc_bin/rustc" --version)
 
-llvm_bin=${WINDOWS_CHECK_LLVM_BIN:-/usr/lib/llvm-14/bin}
-[ -d "$llvm_bin" ] || llvm_bin=$(dirname "$(command -v clang)")
+if [ -n "${WINDOWS_CHECK_LLVM_BIN:-}" ]; then llvm_bin=$WINDOWS_CHECK_LLVM_BIN
+elif command -v llvm-config >/dev/null; then llvm_bin=$(llvm-config --bindir)
+else llvm_bin=$(dirname "$(command -v clang || echo /usr/bin/clang)"); fi
 for t in clang lld-link llvm-dlltool llvm-lib llvm-ar llvm-nm llvm-pdbutil; do
     [ -x "$llvm_bin/$t" ] || command -v "$t" >/dev/null || fail toolchain "$t not found (Debian: apt-get install clang lld llvm)"
 done
 tool() { if [ -x "$llvm_bin/$1" ]; then echo "$llvm_bin/$1"; else command -v "$1"; fi; }
-libclang_dir=${LIBCLANG_PATH:-$(dirname "$llvm_bin")/lib}
+libclang_dir=${LIBCLANG_PATH:-$(llvm-config --libdir 2>/dev/null || echo "$(dirname "$llvm_bin")/lib")}
 ls "$libclang_dir"/libclang*.so* >/dev/null 2>&1 || fail toolchain "no libclang in $libclang_dir (Debian: apt-get install libclang-dev; or set LIBCLANG_PATH)"
 mkdir -p "$wc/bin"
 ln -sfn "$(tool clang)" "$wc/bin/clang-cl"   # clang picks its cl driver mode from this name
@@ -188,7 +199,7 @@ if [ "$(cat "$venv/.requirements" 2>/dev/null)" != "$venv_stamp" ]; then
 fi
 vpy=$venv/bin/python
 pefile_version=$("$vpy" -c 'import pefile; print(pefile.__version__)' 2>/dev/null) || fail toolchain "pefile missing from $venv"
-pass toolchain "$rustc_version (rust-toolchain.toml) + rust-src, -Zbuild-std=core,alloc, RUSTC_BOOTSTRAP=1; wdk-build 0.6.0 patched; $("$(tool clang)" --version | head -1 | sed 's/ (.*//'), lld-link $("$(tool lld-link)" --version | sed 's/.*LLD //;s/ .*//'); $($vpy --version) pefile $pefile_version; source $sync"
+pass toolchain "$rustc_version ($([ "$toolchain" = "$pinned" ] && echo "rust-toolchain.toml" || echo "WINDOWS_CHECK_TOOLCHAIN, NOT the pinned $pinned")) + rust-src, -Zbuild-std=core,alloc, RUSTC_BOOTSTRAP=1; wdk-build 0.6.0 patched; $("$(tool clang)" --version | head -1 | sed 's/ (.*//'), lld-link $("$(tool lld-link)" --version | sed 's/.*LLD //;s/ .*//'); $($vpy --version) pefile $pefile_version; source $sync"
 
 build_args=(-Zbuild-std=core,alloc --target "$triple" --lib -p procnotify -p procnotify-wdk
     --features procnotify/cross-host-wdk-build "${cargo_cfg[@]}"

@@ -10,38 +10,45 @@
  * links the WDK's WdfDriverEntry.lib.
  *
  * What it does, as the real stub does (modelled on the framework's MIT
- * sources: fxldr.h's WDF_BIND_INFO2 and the loader's WdfVersionBind contract
- * in fxlibrarycommon.cpp, microsoft/Windows-Driver-Frameworks):
+ * sources: fxldr.h's WDF_BIND_INFO2, the loader's WdfVersionBind contract in
+ * fxlibrarycommon.cpp, and wdfglobals.h's DisplaceDriverUnload, in
+ * microsoft/Windows-Driver-Frameworks):
  *   - defines the image entry point FxDriverEntry (`/ENTRY:FxDriverEntry`,
  *     which wdk-build passes to the linker);
- *   - binds to the framework: WdfVersionBind(DriverObject, RegistryPath,
- *     &BindInfo, &WdfDriverGlobals) with a KMDF 1.33 bind info whose
- *     FuncTable points at WdfFunctions_01033 (the loader stores the address
- *     of the framework's function table there) and whose FuncCount is
+ *   - keeps a copy of the registry path (RtlCopyUnicodeString) and binds to
+ *     the framework: WdfVersionBind(DriverObject, &copy, &BindInfo,
+ *     &WdfDriverGlobals) with a KMDF 1.33 bind info whose FuncTable points
+ *     at WdfFunctions_01033 (the loader stores the address of the
+ *     framework's function table there) and whose FuncCount is
  *     WdfFunctionTableNumEntries (458, which the loader requires exactly);
  *   - calls the driver's DriverEntry; if that fails, unbinds
  *     (WdfVersionUnbind) and returns its status;
- *   - on success, if the driver object has an unload routine (KMDF installs
- *     one when the driver sets EvtDriverUnload), displaces it with its own,
- *     which calls the original and then unbinds;
+ *   - on success, if the framework's WdfDriverGlobals->DisplaceDriverUnload
+ *     is TRUE, puts its own unload routine first in the chain: it calls the
+ *     driver object's previous DriverUnload (KMDF's, when the driver set
+ *     EvtDriverUnload), then unbinds;
+ *   - with a NULL driver object (a miniport's second call) only calls
+ *     DriverEntry;
  *   - defines the globals client code links against (WdfFunctions_01033,
  *     WdfDriverGlobals, WdfFunctionCount, WdfStructureCount, WdfStructures,
  *     WdfClientVersionHigherThanFramework, WdfMinimumVersionRequired,
  *     WdfDriverMiniportUnloadOverride).
  *
  * What the real one does beyond it (none of which this check can see):
- *   - initialises the /GS security cookie and the NX non-paged pool opt-in
- *     before anything else (this file is compiled with /GS- and allocates
- *     nothing);
- *   - binds the class extensions the driver declares (WdfVersionBindClass)
- *     and initialises the driver's WDF object type information;
- *   - consults the framework (WdfDriverGlobals) on whether to displace the
- *     unload routine, handles miniport drivers (WdfDriverMiniportUnloadOverride),
- *     and copies the registry path into storage the framework owns;
- *   - is built by Microsoft with the WDK's compiler, flags and checks.
+ *   - FxDriverEntry first initialises the /GS security cookie
+ *     (__security_init_cookie, from the WDK's static libraries; this file is
+ *     compiled with /GS- and the check links an empty
+ *     BufferOverflowFastFailK.lib);
+ *   - binds the class extensions the driver declares (WdfVersionBindClass;
+ *     procnotify declares none), initialises the driver's WDF object type
+ *     information, and on a DriverEntry failure reports it to the loader
+ *     (WdfLdrQueryInterface) and logs it with DbgPrintEx;
+ *   - is Microsoft's code, built with the WDK's compiler, flags and checks.
  *
- * Only WDFLDR.SYS's WdfVersionBind and WdfVersionUnbind are imported
- * (scripts/windows-check/link/WdfLdr.def lists exactly these).
+ * It imports WdfVersionBind and WdfVersionUnbind from WDFLDR.SYS and
+ * RtlCopyUnicodeString from ntoskrnl.exe (the .def files beside this one).
+ * An emulator serving WdfVersionBind must fill in WdfDriverGlobals (with
+ * DisplaceDriverUnload) and *BindInfo->FuncTable, as KMDF does.
  */
 #include <ntddk.h>
 #include <wdf.h>
@@ -104,32 +111,20 @@ static PN_WDF_BIND_INFO2 StandinBindInfo = {
     &WdfStructures,
 };
 
-/* The registry path, kept for WdfVersionUnbind at unload (bounded copy). */
-static WCHAR StandinRegistryPathBuffer[512];
+/* The registry path, kept for WdfVersionUnbind at unload (260 characters,
+ * truncated beyond, as RtlCopyUnicodeString does). */
+static WCHAR StandinRegistryPathBuffer[260];
 static UNICODE_STRING StandinRegistryPath = {0, sizeof(StandinRegistryPathBuffer), StandinRegistryPathBuffer};
 static PDRIVER_UNLOAD StandinOriginalUnload = NULL;
-
-static void StandinKeepRegistryPath(PCUNICODE_STRING RegistryPath)
-{
-    USHORT bytes = 0;
-    USHORT i;
-    if (RegistryPath != NULL && RegistryPath->Buffer != NULL) {
-        bytes = RegistryPath->Length;
-        if (bytes > sizeof(StandinRegistryPathBuffer)) {
-            bytes = sizeof(StandinRegistryPathBuffer);
-        }
-        for (i = 0; i < bytes / sizeof(WCHAR); i++) {
-            StandinRegistryPathBuffer[i] = RegistryPath->Buffer[i];
-        }
-    }
-    StandinRegistryPath.Length = bytes & (USHORT)~1u;
-}
 
 NTSTATUS FxDriverEntry(PDRIVER_OBJECT DriverObject, PUNICODE_STRING RegistryPath)
 {
     NTSTATUS status;
 
-    StandinKeepRegistryPath(RegistryPath);
+    if (DriverObject == NULL) {
+        return DriverEntry(NULL, RegistryPath);
+    }
+    RtlCopyUnicodeString(&StandinRegistryPath, RegistryPath);
     status = WdfVersionBind(DriverObject, &StandinRegistryPath, &StandinBindInfo.V1, &WdfDriverGlobals);
     if (!NT_SUCCESS(status)) {
         return status;
@@ -139,7 +134,7 @@ NTSTATUS FxDriverEntry(PDRIVER_OBJECT DriverObject, PUNICODE_STRING RegistryPath
         WdfVersionUnbind(&StandinRegistryPath, &StandinBindInfo.V1, WdfDriverGlobals);
         return status;
     }
-    if (DriverObject->DriverUnload != NULL) {
+    if (WdfDriverGlobals->DisplaceDriverUnload) {
         StandinOriginalUnload = DriverObject->DriverUnload;
         DriverObject->DriverUnload = StandinDriverUnload;
     }
@@ -148,6 +143,8 @@ NTSTATUS FxDriverEntry(PDRIVER_OBJECT DriverObject, PUNICODE_STRING RegistryPath
 
 static void StandinDriverUnload(PDRIVER_OBJECT DriverObject)
 {
-    StandinOriginalUnload(DriverObject);
+    if (StandinOriginalUnload != NULL) {
+        StandinOriginalUnload(DriverObject);
+    }
     WdfVersionUnbind(&StandinRegistryPath, &StandinBindInfo.V1, WdfDriverGlobals);
 }
