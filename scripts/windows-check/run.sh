@@ -214,7 +214,7 @@ if wanted compile; then
         || fail compile "cargo check (${triple})" "$wc/logs/check.log"
     logged "$wc/logs/clippy.log" cargo clippy "${build_args[@]}" -- -D warnings \
         || fail compile "cargo clippy -D warnings (${triple})" "$wc/logs/clippy.log"
-    pass compile "cargo check + clippy -D warnings: procnotify, procnotify-wdk for $triple, $(grep -c '^warning' "$wc/logs/check.log" || true) warnings"
+    pass compile "cargo check + clippy -D warnings: procnotify, procnotify-wdk for $triple ($rustc_version)"
 fi
 
 # ---------------------------------------------------------------- link
