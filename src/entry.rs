@@ -9,8 +9,8 @@
 //! - `EvtDriverUnload` unloads the engine: deregister, `KeFlushQueuedDpcs`,
 //!   then free.
 //!
-//! In WinDbg: `dx -r2 procnotify!procnotify::entry::DEBUG_CONTEXT` (see
-//! `docs/windows.md`).
+//! In WinDbg: `dx -r2 procnotify!procnotify::entry::DEBUG_CONTEXT` (the
+//! table; `docs/windows.md` §11 has the commands).
 
 use core::ptr;
 use core::sync::atomic::{AtomicPtr, Ordering};
