@@ -65,7 +65,7 @@ __declspec(dllexport) BOOL WINAPI ProcessPrng(PBYTE data, SIZE_T len) {
 }
 C
 x86_64-w64-mingw32-gcc -shared -o "$work/stub/bcryptprimitives.dll" "$work/stub/bcryptprimitives.c" -ladvapi32
-[ -d "$WINEPREFIX/drive_c/windows/system32" ] || wineboot -i >/dev/null 2>&1 || true
+[ -d "$WINEPREFIX/drive_c/windows/system32" ] || wine64 wineboot --init >/dev/null 2>&1
 cp "$work/stub/bcryptprimitives.dll" "$WINEPREFIX/drive_c/windows/system32/"
 
 # The suite, exactly as `cargo test --workspace` runs it, as Windows executables.
