@@ -19,7 +19,8 @@
 
 .PARAMETER PackageDir
     The procnotify_package folder copied from the build machine
-    (target\debug\procnotify_package).
+    (target\x86_64-pc-windows-msvc\debug\procnotify_package on the build
+    machine; C:\procnotify\procnotify_package after docs\windows.md section 6).
 
 .PARAMETER DevgenPath
     devgen.exe from the WDK (e.g. C:\Program Files (x86)\Windows Kits\10\Tools\10.0.26100.0\x64\devgen.exe)

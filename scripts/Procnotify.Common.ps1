@@ -48,9 +48,10 @@ function Invoke-PnpUtil {
     return $code
 }
 
-# Stops the script on a Windows build older than 20348 (Windows Server 2022,
-# Windows 11): the driver needs KMDF 1.33 and ExAllocatePool2, and the INF is
-# decorated NT$ARCH$.10.0...20348, so older builds have no matching model.
+# Stops the script on a Windows build older than 20348 (Windows Server 2022;
+# Windows 11 starts at 22000, so every Windows 11 passes): the driver needs
+# KMDF 1.33 and ExAllocatePool2, and the INF is decorated
+# NT$ARCH$.10.0...20348, so older builds have no matching model.
 function Assert-SupportedWindows {
     $build = [int](Get-CimInstance -ClassName Win32_OperatingSystem).BuildNumber
     if ($build -lt 20348) {

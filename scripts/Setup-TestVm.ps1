@@ -14,7 +14,8 @@
     synthetic NIC), 'serial' (COM1), or 'none'.
 
 .PARAMETER HostIp
-    For 'net': the IP address of the machine running WinDbg.
+    For 'net': the IP address of the machine running WinDbg (the target sends
+    its connection offers there; docs\windows.md section 5.4 and section 8).
 
 .PARAMETER Port
     For 'net': the UDP port WinDbg listens on (50000-50039).
@@ -73,7 +74,8 @@ switch ($DebugTransport) {
         if (-not $HostIp) { throw '-HostIp is required for -DebugTransport net.' }
         Invoke-Native bcdedit.exe @('/debug', 'on')
         Invoke-Native bcdedit.exe @('/dbgsettings', 'net', "hostip:$HostIp", "port:$Port", "key:$Key")
-        Write-Host "WinDbg on $HostIp : windbg -k net:port=$Port,key=$Key"
+        Write-Host "WinDbg on ${HostIp}: WinDbgX -k net:port=$Port,key=$Key"
+        Write-Host '  (with QEMU user-mode networking add ,target=<kvm-host-ip>: docs\windows.md section 8)'
     }
     'serial' {
         Invoke-Native bcdedit.exe @('/debug', 'on')

@@ -12,8 +12,8 @@
 //!   in `device.rs`; the handler's mapping of the table to the reply in
 //!   `query.rs`.
 //!
-//! In WinDbg: `dx -r2 procnotify!procnotify::entry::DEBUG_CONTEXT` (see
-//! `docs/windows.md`).
+//! In WinDbg: `dx -r2 procnotify!procnotify::entry::DEBUG_CONTEXT` (the
+//! table; `docs/windows.md` §11 has the commands).
 
 use core::ptr;
 use core::sync::atomic::{AtomicPtr, Ordering};

@@ -268,9 +268,15 @@ impl<O: Os, H: Hooks> Context<O, H> {
 }
 
 impl<O: Os, H: Hooks> Sink for Context<O, H> {
-    /// The processor change callback. Runs at `PASSIVE_LEVEL` or `APC_LEVEL`
-    /// (Windows holds a fast mutex). Logs one trace line (see
+    /// The processor change callback. Logs one trace line (see
     /// [`crate::trace::Notification`]).
+    ///
+    /// IRQL on Windows: Microsoft's reference says `PASSIVE_LEVEL`. What is
+    /// known of the kernel: registration takes the dynamic-processor lock with
+    /// `ExAcquireFastMutex` (`APC_LEVEL`); the hot-add path takes the same
+    /// lock with the `Unsafe` variant (`ExAcquireFastMutexUnsafe`, which
+    /// leaves the IRQL as it is). The rule: this is correct at `APC_LEVEL`
+    /// (and so at `PASSIVE_LEVEL`).
     #[cfg_attr(procnotify_no_panic, no_panic::no_panic)]
     fn on_notification(&self, n: RawNotification) -> Option<NtStatus> {
         self.stats.notifications.fetch_add(1, Ordering::Relaxed);

@@ -23,28 +23,53 @@ use procnotify_core::{AllocError, Level, NotifyState, Os, PoolAllocator, RawNoti
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Heap;
 
+// The C heap's aligned pair. C11's `aligned_alloc` + `free` everywhere but
+// Windows, whose CRT has no `aligned_alloc` (its `free` cannot release an
+// over-aligned block): there `_aligned_malloc` + `_aligned_free`, so that
+// `cargo test --workspace` links on a Windows host too.
+#[cfg(not(windows))]
 unsafe extern "C" {
-    fn aligned_alloc(align: usize, size: usize) -> *mut c_void;
-    fn free(ptr: *mut c_void);
+    #[link_name = "aligned_alloc"]
+    fn c_aligned_alloc(align: usize, size: usize) -> *mut c_void;
+    #[link_name = "free"]
+    fn c_aligned_free(ptr: *mut c_void);
 }
 
-// SAFETY: `aligned_alloc` returns memory aligned as asked (a power of two,
-// from `Layout`) and valid for `size >= layout.size()` bytes; it is zeroed
-// before being handed out and returned with `free`.
+#[cfg(windows)]
+unsafe extern "C" {
+    fn _aligned_malloc(size: usize, align: usize) -> *mut c_void;
+    #[link_name = "_aligned_free"]
+    fn c_aligned_free(ptr: *mut c_void);
+}
+
+/// `_aligned_malloc` with `aligned_alloc`'s argument order.
+///
+/// # Safety
+///
+/// `align` is a power of two.
+#[cfg(windows)]
+unsafe fn c_aligned_alloc(align: usize, size: usize) -> *mut c_void {
+    // SAFETY: FFI call; the caller passes a power-of-two alignment.
+    unsafe { _aligned_malloc(size, align) }
+}
+
+// SAFETY: the C heap's aligned allocation returns memory aligned as asked (a
+// power of two, from `Layout`) and valid for `size >= layout.size()` bytes;
+// it is zeroed before being handed out and returned with its matching free.
 unsafe impl PoolAllocator for Heap {
     fn allocate(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
         // aligned_alloc wants a size that is a multiple of the alignment.
         let size = layout.size().max(1).checked_next_multiple_of(layout.align()).ok_or(AllocError)?;
         // SAFETY: FFI call; the alignment is a power of two.
-        let ptr = NonNull::new(unsafe { aligned_alloc(layout.align(), size) }).ok_or(AllocError)?;
+        let ptr = NonNull::new(unsafe { c_aligned_alloc(layout.align(), size) }).ok_or(AllocError)?;
         // SAFETY: `ptr` is valid for `size` bytes.
         unsafe { ptr.cast::<u8>().write_bytes(0, size) };
         Ok(ptr.cast())
     }
 
     unsafe fn deallocate(&self, ptr: NonNull<u8>, _layout: Layout) {
-        // SAFETY: `ptr` came from `aligned_alloc`.
-        unsafe { free(ptr.as_ptr().cast()) };
+        // SAFETY: `ptr` came from `c_aligned_alloc`, whose pair this is.
+        unsafe { c_aligned_free(ptr.as_ptr().cast()) };
     }
 }
 

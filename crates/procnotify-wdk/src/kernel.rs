@@ -85,10 +85,15 @@ impl<I: Identity> fmt::Debug for WindowsKernel<I> {
     }
 }
 
-// SAFETY: `KeDeregisterProcessorChangeCallback` waits for a running callback
-// and none runs afterwards; the trampoline receives only the sink passed to
-// `register`; `KeFlushQueuedDpcs` waits for every queued DPC. Every other
-// method is a plain kernel call.
+// SAFETY: no callback runs after `KeDeregisterProcessorChangeCallback`
+// returns, and a running one has returned by then. The second half is an
+// inference, not a documented guarantee: deregistration takes the same
+// dynamic-processor lock (`KiDynamicProcessorLock`) that the kernel holds
+// around every notification (docs/processor-change-semantics.md §4;
+// docs/windows.md gives the VM stress procedure that would expose it). The
+// trampoline receives only the sink passed to `register`;
+// `KeFlushQueuedDpcs` waits for every queued DPC. Every other method is a
+// plain kernel call.
 unsafe impl<I: Identity> Os for WindowsKernel<I> {
     type Identity = I;
     type Allocator = NonPagedPool<I>;
@@ -166,7 +171,13 @@ unsafe impl<I: Identity> Os for WindowsKernel<I> {
 /// `CallbackContext`, never through the registration handle: during
 /// `KE_PROCESSOR_CHANGE_ADD_EXISTING` the handle has not been returned yet.
 ///
-/// Runs at PASSIVE_LEVEL or APC_LEVEL (the kernel holds a fast mutex).
+/// IRQL: Microsoft's reference says PASSIVE_LEVEL. What is known of the
+/// kernel: registration takes the dynamic-processor lock with
+/// `ExAcquireFastMutex` (APC_LEVEL), so the `ADD_EXISTING` calls run at
+/// APC_LEVEL; the hot-add path takes the same lock with the `Unsafe` variant
+/// (`ExAcquireFastMutexUnsafe`, which leaves the IRQL as it is). The rule
+/// this code follows: everything it does is correct at APC_LEVEL (and so at
+/// PASSIVE_LEVEL). docs/windows.md has the `!irql` check for both paths.
 ///
 /// # Safety
 ///
