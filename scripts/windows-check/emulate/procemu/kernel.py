@@ -86,6 +86,30 @@ class Kernel:
             self.guest.write(number, struct.pack('<HBB', group, num, 0))
         return self.current
 
+    # The emulated machine runs one kernel thread: DriverEntry, the callbacks,
+    # the DPCs and unload all run on it, so one ID serves. The engine only
+    # compares it with the ID it stored while a callback runs (and clears
+    # afterwards), to refuse an unload from inside a hook.
+    THREAD_ID = 0x1f4
+
+    def PsGetCurrentThreadId(self):
+        return self.THREAD_ID
+
+    def RtlCopyUnicodeString(self, destination, source):
+        """The stand-in KMDF stub copies the registry path (wdm.h): at most
+        the destination's MaximumLength bytes, Length set to what was copied;
+        a NULL source gives an empty string."""
+        length, maximum = struct.unpack('<HH', self.guest.read(destination, 4))
+        if not source:
+            self.guest.write(destination, struct.pack('<H', 0))
+            return 0
+        src_length = struct.unpack('<H', self.guest.read(source, 2))[0]
+        count = min(src_length, maximum)
+        if count:
+            self.guest.write(self.guest.r64(destination + 8), self.guest.read(self.guest.r64(source + 8), count))
+        self.guest.write(destination, struct.pack('<H', count))
+        return 0
+
     # -- one callback ------------------------------------------------------------------------
     def call(self, reg, state, index, status, group=None, number=None, preset=SUCCESS):
         """Calls one registration (§1): a guest call for the image's, a Python

@@ -89,6 +89,8 @@ class Host:
                 'KeSetTargetProcessorDpcEx': (k.KeSetTargetProcessorDpcEx, 2),
                 'KeInsertQueueDpc': (k.KeInsertQueueDpc, 3), 'KeFlushQueuedDpcs': (k.KeFlushQueuedDpcs, 0),
                 'KeBugCheckEx': (self.KeBugCheckEx, 5), 'DbgPrintEx': (self.DbgPrintEx, 8),
+                'PsGetCurrentThreadId': (k.PsGetCurrentThreadId, 0),
+                'RtlCopyUnicodeString': (k.RtlCopyUnicodeString, 2),
             },
             'wdfldr': {'WdfVersionBind': (self.wdf.WdfVersionBind, 4),
                        'WdfVersionUnbind': (self.wdf.WdfVersionUnbind, 3)},
