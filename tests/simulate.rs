@@ -290,6 +290,7 @@ fn json_output_validates_against_the_published_schema() {
         "run --boot 2 --add 2 -q --table",
         "run --boot 2 --add 1 --fail-alloc 9",
         "run --boot 3 --max 2048 --add 2 --work-limit 40",
+        "run --boot 2 --add 2 --fail-add 3 --query-after-each",
     ]
     .iter()
     .map(|command| command.split_whitespace().map(String::from).collect())

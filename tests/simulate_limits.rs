@@ -37,8 +37,9 @@ const KILL_AFTER: Duration = Duration::from_mins(2);
 /// units) and the final unload and deregistrations.
 const WORK_OVERSHOOT: u64 = 20_000;
 
-/// The most bytes a session writes past its output limit: the line or table
-/// in progress (a table of 2048 rows: ~160 KB) and the summary.
+/// The most bytes a session writes past its output limit: the line, table
+/// or query in progress (a table of 2048 rows: ~160 KB; a query of 2048 rows
+/// in JSON: ~240 KB) and the summary.
 const OUTPUT_OVERSHOOT: u64 = 1 << 20;
 
 /// What the child's test harness writes on stdout before the session.
@@ -186,7 +187,7 @@ fn check(name: &str, command: &str, bytes: &[u8], flags: &str, code: i32, limit:
     run
 }
 
-const WORK: &str = "stopped: the work limit of 500000 units (steps, trace lines and table lines) was reached; \
+const WORK: &str = "stopped: the work limit of 500000 units (steps, trace lines, table and query lines) was reached; \
                     raise it with --work-limit N";
 const OUTPUT: &str = "stopped: the output limit of 16777216 bytes was reached; raise it with --output-limit BYTES";
 
@@ -215,6 +216,27 @@ fn a_read_all_storm_is_stopped() {
 fn a_table_storm_is_stopped() {
     let script = storm("boot 2048\nload\n", "table\n");
     check("table", "script", script.as_bytes(), "-q", 2, OUTPUT);
+}
+
+#[test]
+fn a_query_storm_is_stopped() {
+    // Each query of a 2048-processor table prints 2052 lines (about 160 KB
+    // of text, 240 KB of JSON), with -q too: the output limit stops it.
+    let script = storm("boot 2048\nload\n", "query\n");
+    check("query", "script", script.as_bytes(), "-q", 2, OUTPUT);
+    check("query", "script", script.as_bytes(), "-q --format json", 2, OUTPUT);
+    // Queries too small for the header print one line each: the whole
+    // script runs within the limits.
+    let script = storm("boot 2048\nload\n", "query bytes=63\n");
+    let run = check("query-63", "script", script.as_bytes(), "-q", 0, "");
+    assert!(run.stdout > 8_000_000, "{} bytes", run.stdout);
+    // After each of 8192 hot-adds at up to 2048 processors.
+    let args: Vec<String> =
+        "run --boot 1 --max 2048 --add 8192 --query-after-each -q".split_whitespace().map(String::from).collect();
+    let run = bounded(&args);
+    eprintln!("query-after-each: exit {:?}, {} bytes, {:.2} s", run.code, run.bytes(), run.elapsed.as_secs_f64());
+    assert_eq!(run.code, Some(2), "{}", run.err);
+    assert!(run.err.contains(OUTPUT) && run.bytes() < OUTPUT_BOUND, "{}", run.err);
 }
 
 #[test]
@@ -322,11 +344,11 @@ fn a_raised_limit_lets_the_session_go_further() {
 }
 
 /// The fuzz target's limits and checks (`fuzz/fuzz_targets/notifications.rs`).
-fn replays_within(bytes: &[u8], json: bool, quiet: bool) -> Result<(), String> {
+fn replays_within(bytes: &[u8], json: bool, quiet: bool, queries: bool) -> Result<(), String> {
     let limits = Limits { work: 5_000, output: 64 << 10 };
     let format = if json { Format::Json } else { Format::Text };
     let mut out = Vec::new();
-    let (code, usage) = cli::replay(bytes, format, quiet, limits, &mut out);
+    let (code, usage) = cli::replay(bytes, format, quiet, queries, limits, &mut out);
     if ![0, 2, 3, 4].contains(&code) {
         return Err(format!("exit {code}"));
     }
@@ -349,7 +371,9 @@ fn every_seed_of_the_fuzz_corpus_replays_within_small_limits() {
     for entry in std::fs::read_dir(dir).unwrap() {
         let bytes = std::fs::read(entry.unwrap().path()).unwrap();
         for (json, quiet) in [(false, false), (false, true), (true, false), (true, true)] {
-            replays_within(&bytes, json, quiet).unwrap();
+            for queries in [false, true] {
+                replays_within(&bytes, json, quiet, queries).unwrap();
+            }
         }
         seeds += 1;
     }
@@ -367,7 +391,8 @@ proptest! {
         bytes in proptest::collection::vec(any::<u8>(), 0..2048),
         json in any::<bool>(),
         quiet in any::<bool>(),
+        queries in any::<bool>(),
     ) {
-        prop_assert_eq!(replays_within(&bytes, json, quiet), Ok(()));
+        prop_assert_eq!(replays_within(&bytes, json, quiet, queries), Ok(()));
     }
 }

@@ -6,11 +6,10 @@
 //! what to do. The binary is run with `--reply FILE`, which works on any
 //! host; on Windows the same decoding and printing run on the driver's reply.
 
+mod common;
+
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::path::PathBuf;
-use std::process::{Command, Output};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use clap::Parser;
@@ -19,66 +18,18 @@ use procnotify_core::{NotifyState, NtStatus, ProcNumber};
 use procnotify_ctl::args::Cli;
 use procnotify_ctl::error::{CtlError, Exit};
 use procnotify_ctl::source::Source;
-use procnotify_sim::{Config, NotifyContext, SimDriver, SimKernel, SimOs, query};
+use procnotify_sim::{Config, NotifyContext, SimKernel, SimOs, query};
 use serde_json::Value;
 
-/// A file in the temporary folder, removed when dropped.
-struct TempFile(PathBuf);
+use common::{SCRIPT, TempFile, ctl, ctl_on, machine};
 
-impl TempFile {
-    fn with(bytes: &[u8]) -> Self {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let name = format!("procnotify-ctl-test-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
-        let path = std::env::temp_dir().join(name);
-        std::fs::write(&path, bytes).unwrap();
-        Self(path)
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-fn ctl(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_procnotify-ctl")).args(args).output().unwrap()
-}
-
-/// Runs `procnotify-ctl --reply <bytes> ARGS...`: exit code, stdout, stderr.
-fn ctl_on(reply: &[u8], args: &[&str]) -> (i32, String, String) {
-    let file = TempFile::with(reply);
-    let path = file.0.to_str().unwrap();
-    let output = ctl(&[&["--reply", path], args].concat());
-    let text = |bytes: Vec<u8>| String::from_utf8(bytes).unwrap();
-    (output.status.code().unwrap(), text(output.stdout), text(output.stderr))
-}
-
-/// The scenario of `SCRIPT`, built in-process: 4 processors of at most 8,
-/// a hot-add whose processor fails to start (index 4: vacant).
-fn machine() -> (SimKernel, SimDriver) {
-    let kernel = SimKernel::boot(Config::new(4, 8));
-    let driver = SimOs::load_monitor(&kernel).unwrap();
-    kernel.fail_next_start(NtStatus::UNSUCCESSFUL);
-    kernel.hot_add();
-    kernel.flush_dpcs();
-    (kernel, driver)
-}
-
-/// The same scenario as a `simulate` script, which prints the table.
-const SCRIPT: &str = "boot 4\nmax 8\nload\nhot-add fail-start\ntable\n";
-
-/// `simulate script SCRIPT --quiet [--format json]`'s output.
+/// `simulate script` on `SCRIPT` then `table`, `--quiet [--format json]`'s
+/// output.
 fn simulate(json: bool) -> String {
-    let script = TempFile::with(SCRIPT.as_bytes());
-    let mut args = vec!["simulate", "script", script.0.to_str().unwrap(), "--quiet"];
-    if json {
-        args.extend(["--format", "json"]);
-    }
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = procnotify_sim::cli::main(args, &mut out, &mut err);
-    assert_eq!(code, 0, "simulate: {}", String::from_utf8_lossy(&err));
-    String::from_utf8(out).unwrap()
+    let flags: &[&str] = if json { &["--quiet", "--format", "json"] } else { &["--quiet"] };
+    let (code, out, err) = common::simulate(&format!("{SCRIPT}table\n"), flags);
+    assert_eq!(code, 0, "simulate: {err}");
+    out
 }
 
 #[test]

@@ -3,8 +3,10 @@
 //! [`abi::Row`]s and [`abi::Summary`] that the Windows driver makes at its
 //! edge (`src/entry.rs`), then [`abi::encode`]. What it returns is what
 //! `procnotify-ctl` would receive from that driver; the tests and the fuzz
-//! target ([`crate::script::run_query`]) check it, and `procnotify-ctl`'s
-//! tests decode and print it.
+//! target ([`crate::script::run_query`]) check it, `procnotify-ctl`'s
+//! tests decode and print it, and `simulate`'s `query` line and
+//! `--query-after-each` ([`crate::cli::query`]) print it as `procnotify-ctl`
+//! does.
 
 use std::vec;
 use std::vec::Vec;

@@ -1,7 +1,8 @@
 //! The printed forms of procnotify's table, written once for every tool that
 //! shows it (`procnotify-ctl` and the simulator): the text table, the JSON
-//! table object, and a row in the shape WinDbg's NatVis shows it. Each is a
-//! [`Display`] value over [`Row`]s: `core::fmt` only, no
+//! table object, a decoded reply as `procnotify-ctl table` prints it
+//! ([`ReplyText`], [`ReplyJson`]), and a row in the shape WinDbg's NatVis
+//! shows it. Each is a [`Display`] value over [`Row`]s: `core::fmt` only, no
 //! allocation.
 //!
 //! The text table, one processor per row; runs of indices with no slot are
@@ -28,7 +29,7 @@
 
 use core::fmt::{self, Display, Formatter};
 
-use super::{Row, Summary};
+use super::{Reply, Row, Summary};
 use crate::log::FixedBuf;
 
 /// The column heading of the text table (no line end).
@@ -210,6 +211,126 @@ impl<I: Iterator<Item = Row> + Clone> Display for JsonTable<'_, I> {
             }
         })?;
         f.write_str("]}")
+    }
+}
+
+/// A decoded reply as `procnotify-ctl table` prints it, and the simulator's
+/// `query`: the [`Title`] (source `IOCTL_PROCNOTIFY_QUERY, reply format N`),
+/// the [`TextRows`] up to [`Reply::known_end`], a line with the header's
+/// counts beyond the rows, and, when the reply holds only some of the
+/// table's rows, a line saying so. Every line ends with `\n`.
+///
+/// ```text
+/// procnotify table (IOCTL_PROCNOTIFY_QUERY, reply format 1): capacity=8 allocated_slots=8 (1024 bytes of slots + 64 bytes of index)
+///     index      group  number  state     starts  completes  failures  visits
+///     [  0]          0       0  online         1          1         0       1
+///     [1..7]         —       —  absent         —          —         —       —
+/// present=1 reported_max=8 notifications=2 vetoes=0 anomalies=0
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct ReplyText<'r, 'a>(pub &'r Reply<'a>);
+
+impl ReplyText<'_, '_> {
+    /// Lines it prints (what the simulator charges for it).
+    #[must_use]
+    pub fn lines(&self) -> u64 {
+        let mut lines = 0_u64;
+        let _ = walk(self.0.rows(), self.0.known_end(), |_| {
+            lines = lines.saturating_add(1);
+            Ok(())
+        });
+        // The title, the column heading, the counts, and the note of an
+        // incomplete reply.
+        let incomplete = u64::from(!self.0.header.is_complete());
+        lines.saturating_add(3).saturating_add(incomplete)
+    }
+}
+
+impl Display for ReplyText<'_, '_> {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        let reply = self.0;
+        let header = reply.header;
+        let summary = &header.summary;
+        let source = FixedBuf::<64>::format(format_args!("IOCTL_PROCNOTIFY_QUERY, reply format {}", header.version));
+        writeln!(f, "{}", Title { source: source.as_str(), summary })?;
+        write!(f, "{}", TextRows { rows: reply.rows(), end: reply.known_end() })?;
+        writeln!(
+            f,
+            "present={} reported_max={} notifications={} vetoes={} anomalies={}",
+            header.present, summary.reported_max, summary.notifications, summary.vetoes, summary.anomalies
+        )?;
+        if !header.is_complete() {
+            writeln!(
+                f,
+                "(this reply holds {} of the table's {} rows; indices after the last one are not shown)",
+                header.rows_written, header.rows_in_table
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// A JSON string: `"` and `\` escaped, control characters as `\u00XX`.
+struct JsonStr<'s>(&'s str);
+
+impl Display for JsonStr<'_> {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        f.write_str("\"")?;
+        for c in self.0.chars() {
+            match c {
+                '"' => f.write_str("\\\"")?,
+                '\\' => f.write_str("\\\\")?,
+                c if u32::from(c) < 0x20 => write!(f, "\\u{:04x}", u32::from(c))?,
+                c => write!(f, "{c}")?,
+            }
+        }
+        f.write_str("\"")
+    }
+}
+
+/// A decoded reply as one JSON object (one line), as `procnotify-ctl table
+/// --json` prints it and the simulator's `query` events hold it: the
+/// header's counts, and under `table` the [`JsonTable`] object (the
+/// simulator's `table` event). `docs/schema/table.schema.json` describes
+/// it (`$defs/reply`; with `schema`, `$defs/ctl`).
+///
+/// ```text
+/// {"schema":"procnotify-ctl/1","reply_format":1,"present":4,"reported_max":8,"rows_in_table":4,
+///  "rows_written":4,"stats":{"notifications":8,"vetoes":0,"anomalies":0},
+///  "table":{"kind":"table","capacity":8,...,"rows":[...],"absent":[{"first":4,"last":7}]}}
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct ReplyJson<'r, 'a> {
+    /// The reply.
+    pub reply: &'r Reply<'a>,
+    /// The object's first member, `"schema"`, when given (escaped as a JSON
+    /// string); none in the simulator's events.
+    pub schema: Option<&'r str>,
+}
+
+impl Display for ReplyJson<'_, '_> {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        let reply = self.reply;
+        let header = reply.header;
+        let summary = &header.summary;
+        f.write_str("{")?;
+        if let Some(schema) = self.schema {
+            write!(f, "\"schema\":{},", JsonStr(schema))?;
+        }
+        write!(
+            f,
+            "\"reply_format\":{},\"present\":{},\"reported_max\":{},\"rows_in_table\":{},\"rows_written\":{},\
+             \"stats\":{{\"notifications\":{},\"vetoes\":{},\"anomalies\":{}}},\"table\":{}}}",
+            header.version,
+            header.present,
+            summary.reported_max,
+            header.rows_in_table,
+            header.rows_written,
+            summary.notifications,
+            summary.vetoes,
+            summary.anomalies,
+            JsonTable { summary, rows: reply.rows(), end: reply.known_end() }
+        )
     }
 }
 

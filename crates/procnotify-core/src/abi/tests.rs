@@ -8,7 +8,7 @@ use std::string::{String, ToString};
 use std::vec;
 use std::vec::Vec;
 
-use super::format::{JsonRow, JsonTable, Natvis, TextRows, Title};
+use super::format::{JsonRow, JsonTable, Natvis, ReplyJson, ReplyText, TextRows, Title};
 use super::*;
 use crate::values::NtStatus;
 
@@ -299,4 +299,61 @@ fn an_incomplete_reply_shows_no_absent_runs_past_its_last_row() {
     let mut empty = [0; HEADER_SIZE];
     encode(&mut empty, &summary, table.iter().copied());
     assert_eq!(decode(&empty).unwrap().known_end(), 0);
+}
+
+#[test]
+fn a_reply_prints_as_procnotify_ctl_table_and_counts_its_lines() {
+    let (mut summary, table) = sample();
+    summary.reported_max = 4096;
+    summary.notifications = 9;
+    summary.anomalies = 1;
+    let mut full = vec![0; MAX_REPLY_SIZE];
+    let written = encode(&mut full, &summary, table.iter().copied()).written;
+    let reply = decode(&full[..written]).unwrap();
+    let text = ReplyText(&reply).to_string();
+    let (title, rest) = text.split_once('\n').unwrap();
+    assert_eq!(
+        title,
+        "procnotify table (IOCTL_PROCNOTIFY_QUERY, reply format 1): capacity=2048 allocated_slots=16 \
+         (2048 bytes of slots + 16384 bytes of index)"
+    );
+    let rows = TextRows { rows: table.iter().copied(), end: 2048 }.to_string();
+    assert_eq!(rest, rows + "present=3 reported_max=4096 notifications=9 vetoes=0 anomalies=1\n");
+    assert_eq!(ReplyText(&reply).lines(), text.lines().count() as u64);
+    // Cut short: the rows that fit, no absent run past the last, and a
+    // line saying so; the header alone.
+    for (rows, lines) in [(2, 6), (0, 4)] {
+        let mut out = vec![0; HEADER_SIZE + rows * ROW_SIZE];
+        assert_eq!(encode(&mut out, &summary, table.iter().copied()).status, NtStatus::BUFFER_OVERFLOW);
+        let reply = decode(&out).unwrap();
+        let text = ReplyText(&reply).to_string();
+        assert!(
+            text.ends_with(&format!(
+                "(this reply holds {rows} of the table's 4 rows; indices after the last one are not shown)\n"
+            )),
+            "{text}"
+        );
+        assert!(!text.contains("absent"), "{text}");
+        assert_eq!((ReplyText(&reply).lines(), text.lines().count() as u64), (lines, lines));
+    }
+}
+
+#[test]
+fn a_reply_as_json_holds_the_table_object() {
+    let (summary, table) = sample();
+    let mut out = vec![0; HEADER_SIZE + 2 * ROW_SIZE];
+    encode(&mut out, &summary, table.iter().copied());
+    let reply = decode(&out).unwrap();
+    let json = ReplyJson { reply: &reply, schema: None }.to_string();
+    let table = JsonTable { summary: &summary, rows: table.iter().copied().take(2), end: 2 }.to_string();
+    assert_eq!(
+        json,
+        format!(
+            "{{\"reply_format\":1,\"present\":3,\"reported_max\":0,\"rows_in_table\":4,\"rows_written\":2,\
+             \"stats\":{{\"notifications\":0,\"vetoes\":0,\"anomalies\":0}},\"table\":{table}}}"
+        )
+    );
+    // The schema goes first, as a JSON string whatever it holds.
+    let named = ReplyJson { reply: &reply, schema: Some("a\"b\\c\n/1") }.to_string();
+    assert_eq!(named, format!("{{\"schema\":\"a\\\"b\\\\c\\u000a/1\",{}", &json[1..]));
 }

@@ -55,6 +55,12 @@ pub struct Cli {
     /// Print procnotify's table before each unload, also with --quiet.
     #[arg(long, global = true)]
     pub table: bool,
+    /// Issue the user-mode query (IOCTL_PROCNOTIFY_QUERY) after each step
+    /// that can change procnotify's table and print what `procnotify-ctl
+    /// table` would, also with --quiet: for `run`, after the load, after each
+    /// hot-add attempt and after the final unload (docs/simulator.md).
+    #[arg(long, global = true)]
+    pub query_after_each: bool,
     /// Stop the session with exit code 2 after N work units: steps, trace
     /// lines and table lines (docs/simulator.md, Limits).
     #[arg(long, value_name = "N", default_value_t = DEFAULT_WORK_LIMIT, global = true,

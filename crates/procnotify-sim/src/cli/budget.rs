@@ -4,12 +4,13 @@
 //!
 //! - **work**: one unit per step run, per trace line the session produces
 //!   (printed or not: `--quiet` drops lines, the simulation still makes
-//!   them) and per table line printed. A load of 2048 processors is about
-//!   14,000 units;
+//!   them), per table line printed and per line a query prints (its heading
+//!   and what `procnotify-ctl table` prints). A load of 2048 processors is
+//!   about 14,000 units;
 //! - **output**: the bytes written to standard output and standard error.
 //!
-//! [`Metered`] wraps the session's [`Sink`]: it charges every line and
-//! table, and from the moment either limit is passed it writes nothing more
+//! [`Metered`] wraps the session's [`Sink`]: it charges every line, table
+//! and query, and from the moment either limit is passed it writes nothing more
 //! and the machine stops after the kernel operation in progress (a load of
 //! 2048 processors at most). The session then ends with exit code 2 and
 //! the limit named.
@@ -18,6 +19,7 @@ use std::format;
 use std::io::{self, Write};
 use std::string::String;
 
+use super::query::QueryView;
 use super::report::{Counted, Kind, Sink, Summary, TableView};
 
 /// The default work limit, in units (see the module documentation).
@@ -127,7 +129,7 @@ impl<'a> Metered<'a> {
     pub fn message(&self) -> Option<String> {
         Some(match self.reached? {
             Limit::Work => format!(
-                "the work limit of {} units (steps, trace lines and table lines) was reached; \
+                "the work limit of {} units (steps, trace lines, table and query lines) was reached; \
                  raise it with --work-limit N",
                 self.limits.work
             ),
@@ -150,6 +152,21 @@ impl<'a> Metered<'a> {
         if self.charge(table.lines()) {
             self.sink.table(table);
         }
+    }
+
+    /// The user-mode query, charged one unit per line its text prints
+    /// (the heading and what `procnotify-ctl table` prints), in either
+    /// format. Once a limit is reached it is neither charged nor written.
+    pub fn query(&mut self, query: &QueryView) {
+        if self.reached.is_none() && self.charge(query.lines()) {
+            self.sink.query(query);
+        }
+    }
+
+    /// Whether a limit was reached: nothing more is written (a query need
+    /// not be asked).
+    pub fn muted(&self) -> bool {
+        self.reached.is_some()
     }
 
     /// Whether trace lines are written: when not, the caller may charge

@@ -13,6 +13,7 @@ use procnotify_core::NtStatus;
 use super::budget::{Limits, Metered, Usage};
 use super::faults::Faults;
 use super::others::Others;
+use super::query::QueryView;
 use super::report::{FailedLoad, FaultResult, Kind, Pool, Row, Sink, Status, Summary, TableView, Vetoes};
 use super::step::{AddFault, LoadFault, Origin, Script, Step};
 use super::values::{parse_status, status_words};
@@ -45,6 +46,10 @@ pub struct Machine<'a> {
     pub(super) unexpected_load_failure: bool,
     /// The step at which a limit was reached.
     stopped_at: Option<Origin>,
+    /// `--query-after-each`.
+    query_after_each: bool,
+    /// Replies that did not decode (a bug: reported as violations).
+    query_violations: Vec<String>,
 }
 
 impl<'a> Machine<'a> {
@@ -75,7 +80,18 @@ impl<'a> Machine<'a> {
             procnotify_vetoes: 0,
             unexpected_load_failure: false,
             stopped_at: None,
+            query_after_each: false,
+            query_violations: Vec::new(),
         }
+    }
+
+    /// With `on`, the query is issued after each step that can change
+    /// procnotify's table ([`query_after`]), after each hot-add attempt and
+    /// after the end-of-session unload.
+    #[must_use]
+    pub fn query_after_each(mut self, on: bool) -> Self {
+        self.query_after_each = on;
+        self
     }
 
     /// Runs every step (until a limit is reached), unloads, writes the
@@ -84,6 +100,9 @@ impl<'a> Machine<'a> {
         for (origin, step) in &script.steps {
             if self.sink.charge(1) {
                 self.step(origin, step);
+                if let Some(after) = query_after(step).filter(|_| self.query_after_each) {
+                    self.query(origin, None, Some(after));
+                }
             }
             if self.sink.reached().is_some() {
                 self.stopped_at = Some(origin.clone());
@@ -141,6 +160,9 @@ impl<'a> Machine<'a> {
                         break;
                     }
                     self.hot_add(origin, if n == 0 { fault } else { &AddFault::None });
+                    if self.query_after_each {
+                        self.query(origin, None, Some("hot-add"));
+                    }
                 }
             }
             Step::Notify(change) => {
@@ -161,6 +183,7 @@ impl<'a> Machine<'a> {
                 Some(table) => self.sink.table(&table),
                 None => self.note("== table: procnotify is not loaded"),
             },
+            Step::Query { bytes } => self.query(origin, *bytes, None),
             Step::Expect(expect) => self.expect(origin, expect),
         }
     }
@@ -240,6 +263,23 @@ impl<'a> Machine<'a> {
                 self.last.load = Some(Err(status));
             }
         }
+    }
+
+    /// Issues the user-mode query with an output buffer of `bytes` (by
+    /// default, the size `procnotify-ctl` asks with) and prints what
+    /// `procnotify-ctl table` would; `after` names the step
+    /// `--query-after-each` follows.
+    fn query(&mut self, origin: &Origin, bytes: Option<u32>, after: Option<&'static str>) {
+        if self.sink.muted() {
+            return;
+        }
+        let view = QueryView::ask(self.driver.as_ref(), bytes, origin.to_string(), after);
+        if let Some(error) = view.decode_error() {
+            let message = format!("{origin}: query: the reply does not decode: {error}");
+            self.complain(origin, &format!("query: the reply does not decode: {error} (a bug: please report it)"));
+            self.query_violations.push(message);
+        }
+        self.sink.query(&view);
     }
 
     pub(super) fn table(&self) -> Option<TableView> {
@@ -332,6 +372,9 @@ impl<'a> Machine<'a> {
         if self.driver.is_some() {
             self.note("== end of session: procnotify unloads");
             self.unload();
+            if self.query_after_each {
+                self.query(&Origin::Flag(String::from("end of session")), None, Some("unload"));
+            }
         }
         for (name, handle) in self.others.take_handles() {
             self.note(&format!("== other driver \"{name}\" deregisters"));
@@ -349,6 +392,7 @@ impl<'a> Machine<'a> {
         summary.vetoes.extend(self.others.veto_counts().into_iter().map(|(by, count)| Vetoes { by, count }));
         summary.pool = Pool::from(self.kernel.pool().stats());
         summary.violations = self.kernel.violations();
+        summary.violations.append(&mut self.query_violations);
         summary.payloads_live = self.kernel.payloads_live();
         summary.clean = summary.pool.live == 0 && summary.violations.is_empty() && summary.payloads_live == 0;
         let adds = summary.adds;
@@ -370,6 +414,28 @@ impl<'a> Machine<'a> {
         summary.exit = summary.verdict(self.unexpected_load_failure);
         self.sink.finish(&summary);
         (summary, self.sink.usage())
+    }
+}
+
+/// The steps `--query-after-each` issues the query after, by name: those
+/// that can change procnotify's table (hot-adds are queried after each
+/// attempt, in the step). `other-driver`, `fault`, `table`, `query` and
+/// `expect` lines change no row.
+fn query_after(step: &Step) -> Option<&'static str> {
+    match step {
+        Step::Load(_) => Some("load"),
+        Step::Reload(_) => Some("reload"),
+        Step::Unload => Some("unload"),
+        Step::Toggle => Some("toggle"),
+        Step::Notify(_) => Some("notify"),
+        Step::Read(_) => Some("read"),
+        Step::ReadAll => Some("read-all"),
+        Step::OtherDriver { .. }
+        | Step::Fault(_)
+        | Step::HotAdd { .. }
+        | Step::Table
+        | Step::Query { .. }
+        | Step::Expect(_) => None,
     }
 }
 

@@ -4,9 +4,10 @@
 //! `src/bin/simulate.rs` only calls [`main`]; `docs/simulator.md` is the
 //! reference.
 //!
-//! Modules import one way: `machine` uses `faults`, `others`, `budget` and
-//! `report`; `faults` uses `others`; `expect` adds `Machine`'s expectation
-//! checks; everything uses `step` and `values`.
+//! Modules import one way: `machine` uses `faults`, `others`, `budget`,
+//! `query` and `report`; `budget` and `report` use `query` (the user-mode
+//! query as a session issues it); `faults` uses `others`; `expect` adds
+//! `Machine`'s expectation checks; everything uses `step` and `values`.
 
 mod args;
 mod budget;
@@ -16,6 +17,7 @@ mod faults;
 pub mod fuzz_input;
 mod machine;
 mod others;
+pub mod query;
 mod report;
 pub mod session;
 mod source;
@@ -164,11 +166,11 @@ fn run_script(cli: &Cli, script: &Script, out: &mut dyn Write, err: &mut dyn Wri
                 sink.echo(&script.to_string());
                 sink.echo("== end of script\n");
             }
-            Machine::new(script, &mut sink, err, cli.limits()).run(script)
+            Machine::new(script, &mut sink, err, cli.limits()).query_after_each(cli.query_after_each).run(script)
         }
         Format::Json => {
             let mut sink = Json::new(out, shown, cli.command.name(), &script.setup);
-            Machine::new(script, &mut sink, err, cli.limits()).run(script)
+            Machine::new(script, &mut sink, err, cli.limits()).query_after_each(cli.query_after_each).run(script)
         }
     };
     let _ = out.flush();
@@ -176,9 +178,17 @@ fn run_script(cli: &Cli, script: &Script, out: &mut dyn Write, err: &mut dyn Wri
 }
 
 /// Replays the fuzz input `bytes` as `simulate replay` does, with `format`,
-/// `--quiet` and `limits`: the fuzz target's check that every input stays
-/// within its limits. Returns the exit code and what the session used.
-pub fn replay(bytes: &[u8], format: Format, quiet: bool, limits: Limits, out: &mut dyn Write) -> (u8, Usage) {
+/// `--quiet`, `--query-after-each` and `limits`: the fuzz target's check
+/// that every input stays within its limits. Returns the exit code and what
+/// the session used.
+pub fn replay(
+    bytes: &[u8],
+    format: Format,
+    quiet: bool,
+    query_after_each: bool,
+    limits: Limits,
+    out: &mut dyn Write,
+) -> (u8, Usage) {
     let mut flags = std::vec![
         String::from("simulate"),
         String::from("replay"),
@@ -191,6 +201,9 @@ pub fn replay(bytes: &[u8], format: Format, quiet: bool, limits: Limits, out: &m
     }
     if quiet {
         flags.push(String::from("--quiet"));
+    }
+    if query_after_each {
+        flags.push(String::from("--query-after-each"));
     }
     let Ok(cli) = Cli::try_parse_from(flags) else { return (Exit::Usage.code(), Usage::default()) };
     let mut err = std::io::sink();

@@ -121,6 +121,13 @@ pub enum Step {
     ReadAll,
     /// Print procnotify's table now.
     Table,
+    /// Issue the user-mode query (`IOCTL_PROCNOTIFY_QUERY`) now and print
+    /// what `procnotify-ctl table` would.
+    Query {
+        /// The output buffer's length; `None`: the size `procnotify-ctl`
+        /// asks with (64 + 32 × the capacity).
+        bytes: Option<u32>,
+    },
     /// Check an outcome.
     Expect(Expect),
 }

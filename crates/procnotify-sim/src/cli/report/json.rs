@@ -4,12 +4,15 @@
 //! is never kept), so its envelope (`{"schema":...,"events":[`, the commas,
 //! `],"summary":...}`) is written around them here.
 
+use std::boxed::Box;
 use std::io::Write;
 use std::vec::Vec;
 
 use serde::Serialize;
+use serde_json::value::RawValue;
 
-use super::{Counted, Kind, Shown, Sink, Summary, TableView};
+use super::{Counted, Kind, Shown, Sink, Status, Summary, TableView};
+use crate::cli::query::QueryView;
 use crate::cli::step::Setup;
 
 /// The schema's name and version, the document's first member.
@@ -32,6 +35,42 @@ enum Event<'a> {
     Kernel { line: &'a str },
     Procnotify { line: &'a str },
     Table(&'a TableView),
+    Query(Query<'a>),
+}
+
+/// A `query` event: where it was asked, the request and the driver's
+/// answer, and the decoded reply as `procnotify-ctl table --json` prints it
+/// (without `schema`). Without a loaded driver, only `at`, `after` and
+/// `loaded`.
+#[derive(Serialize)]
+struct Query<'a> {
+    at: &'a str,
+    after: Option<&'a str>,
+    loaded: bool,
+    #[serde(flatten)]
+    answer: Option<Answered>,
+}
+
+/// The members of a `query` event with a loaded driver.
+#[derive(Serialize)]
+struct Answered {
+    buffer: u32,
+    status: Status,
+    written: usize,
+    /// `null` when nothing was written.
+    reply: Option<Box<RawValue>>,
+}
+
+impl<'a> Query<'a> {
+    fn new(view: &'a QueryView) -> Self {
+        let answer = view.answer.as_ref().map(|answer| Answered {
+            buffer: answer.buffer,
+            status: Status(answer.status),
+            written: answer.bytes.len(),
+            reply: view.reply_json().and_then(|json| RawValue::from_string(json).ok()),
+        });
+        Query { at: &view.at, after: view.after, loaded: answer.is_some(), answer }
+    }
 }
 
 /// Why `simulate` stopped or refused, with its exit code.
@@ -131,6 +170,10 @@ impl Sink for Json<'_> {
 
     fn table(&mut self, table: &TableView) {
         self.event(&Event::Table(table));
+    }
+
+    fn query(&mut self, query: &QueryView) {
+        self.event(&Event::Query(Query::new(query)));
     }
 
     fn shows_lines(&self) -> bool {

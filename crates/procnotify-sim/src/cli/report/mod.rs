@@ -21,6 +21,7 @@ pub use json::{Json, SCHEMA, write_error, write_script};
 pub use text::Text;
 
 use super::exit::Exit;
+use super::query::QueryView;
 use crate::alloc::AllocStats;
 
 /// Who wrote a trace line.
@@ -286,6 +287,9 @@ pub trait Sink {
     /// Whether the table is printed before each unload (not with `--quiet`
     /// unless `--table` asks for it).
     fn tables_at_unload(&self) -> bool;
+    /// The user-mode query and what `procnotify-ctl table` prints for it, on
+    /// a `query` step or with `--query-after-each` (also with `--quiet`).
+    fn query(&mut self, query: &QueryView);
     /// Bytes written so far.
     fn written(&self) -> u64;
     /// The end.

@@ -7,6 +7,7 @@ use std::string::String;
 use std::vec::Vec;
 
 use super::{Counted, Kind, Shown, Sink, Summary, TableView};
+use crate::cli::query::QueryView;
 use crate::cli::values::status_words;
 
 /// Human-readable output.
@@ -73,6 +74,14 @@ impl Sink for Text<'_> {
             absent_row(&mut text, range.first, range.last);
         }
         let _ = writeln!(self.out, "{text}");
+        self.blank = true;
+    }
+
+    /// The query's heading and what `procnotify-ctl table` prints, set off
+    /// by blank lines like a table (one between two queries).
+    fn query(&mut self, query: &QueryView) {
+        let before = if self.blank { "" } else { "\n" };
+        let _ = writeln!(self.out, "{before}{}", query.text());
         self.blank = true;
     }
 

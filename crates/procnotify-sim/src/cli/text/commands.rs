@@ -1,12 +1,13 @@
 //! The action lines of the script text format: `other-driver`, `fault`,
 //! `load`, `reload`, `unload`, `toggle`, `hot-add`, `notify`, `read`,
-//! `read-all`, `table` and `expect`, each parsed into a [`Step`].
+//! `read-all`, `table`, `query` and `expect`, each parsed into a [`Step`].
 
 use std::string::{String, ToString};
 use std::vec::Vec;
 
 use procnotify_core::{NtStatus, ProcNumber};
 
+use crate::cli::query::MAX_QUERY_BYTES;
 use crate::cli::step::{AddFault, Expect, Fault, LoadFault, Step};
 use crate::cli::values::{parse_state, parse_status, parse_u32};
 use crate::kernel::NotifyContext;
@@ -36,6 +37,7 @@ pub(super) fn parse_step(command: &str, args: &[&str]) -> Result<Step, String> {
         },
         "read-all" => none().map(|()| Step::ReadAll)?,
         "table" => none().map(|()| Step::Table)?,
+        "query" => parse_query(args)?,
         "expect" => Step::Expect(parse_expect(args)?),
         other => return Err(format!("unknown command `{other}` (see docs/simulator.md)")),
     })
@@ -138,6 +140,27 @@ fn parse_hot_add(args: &[&str]) -> Result<Step, String> {
         return Err("a hot-add with a fault adds one processor".into());
     }
     Ok(Step::HotAdd { count, fault })
+}
+
+fn parse_query(args: &[&str]) -> Result<Step, String> {
+    let bytes = match args {
+        [] => None,
+        [arg] => {
+            let Some(value) = arg.strip_prefix("bytes=") else {
+                return Err(format!("`query` takes `bytes=N` (the output buffer's length), not `{arg}`"));
+            };
+            let bytes = parse_u32(value)?;
+            if bytes > MAX_QUERY_BYTES {
+                return Err(format!(
+                    "bytes={bytes}: at most {MAX_QUERY_BYTES} (a buffer of {MAX_QUERY_BYTES} bytes holds the whole \
+                     table of 2048 processors)"
+                ));
+            }
+            Some(bytes)
+        }
+        _ => return Err("`query [bytes=N]` takes one argument at most".into()),
+    };
+    Ok(Step::Query { bytes })
 }
 
 fn parse_notify(args: &[&str]) -> Result<Step, String> {

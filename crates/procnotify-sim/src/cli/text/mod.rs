@@ -149,6 +149,8 @@ notify add-failure 65 group 3 number 200
 read 2
 read-all
 table
+query
+query bytes=100
 expect load ok
 expect load failed
 expect load failed STATUS_INSUFFICIENT_RESOURCES
@@ -178,6 +180,11 @@ expect read none
             == Step::Expect(Expect::HotAdd(AddResult::Failed(Some(4), Some(NtStatus::ACCESS_DENIED))))));
         assert!(script.steps.iter().any(|(_, step)| matches!(step,
             Step::Expect(Expect::Slot { index: 2, state: SlotExpect::Online, counters }) if counters.len() == 2)));
+        assert!(script.steps.iter().any(|(_, step)| *step == Step::Query { bytes: None }));
+        assert!(script.steps.iter().any(|(_, step)| *step == Step::Query { bytes: Some(100) }));
+        let hex = parse("query bytes=0x40\nquery bytes=65600\n").unwrap();
+        let bytes: Vec<_> = hex.steps.iter().map(|(_, step)| step.clone()).collect();
+        assert_eq!(bytes, [Step::Query { bytes: Some(64) }, Step::Query { bytes: Some(65_600) }]);
     }
 
     #[test]
@@ -209,6 +216,12 @@ expect read none
             ("expect nothing", 1, "unknown expectation"),
             ("read", 1, "`read` takes a processor index"),
             ("unload now", 1, "`unload` takes no arguments"),
+            ("query 128", 1, "`query` takes `bytes=N` (the output buffer's length), not `128`"),
+            ("query bytes", 1, "`query` takes `bytes=N`"),
+            ("query bytes=", 1, "`` is not a whole number"),
+            ("query bytes=-1", 1, "`-1` is not a whole number"),
+            ("query bytes=65601", 1, "bytes=65601: at most 65600"),
+            ("query bytes=1 bytes=2", 1, "`query [bytes=N]` takes one argument at most"),
         ] {
             let error = parse(text).unwrap_err();
             assert_eq!(error.line, line, "{text}");

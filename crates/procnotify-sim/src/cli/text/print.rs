@@ -63,6 +63,8 @@ impl fmt::Display for Step {
             Self::Read(processor) => write!(f, "read {processor}"),
             Self::ReadAll => f.write_str("read-all"),
             Self::Table => f.write_str("table"),
+            Self::Query { bytes: None } => f.write_str("query"),
+            Self::Query { bytes: Some(bytes) } => write!(f, "query bytes={bytes}"),
             Self::Expect(expect) => write!(f, "expect {expect}"),
         }
     }
