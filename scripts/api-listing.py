@@ -355,19 +355,21 @@ class Listing:
 
     def fields(self, path, field_ids, stripped):
         private = stripped
-        for field_id in field_ids:
+        for position, field_id in enumerate(field_ids):
             field = self.item(field_id)
             if field["visibility"] != "public" or self.hidden(field):
                 private = True
                 continue
-            self.emit(f"pub field {path}::{field['name']}: {self.ty(field['inner']['struct_field'])}")
+            # The position too: the order of a #[repr(C)] struct's fields is its layout.
+            ty = self.ty(field["inner"]["struct_field"])
+            self.emit(f"pub field {path}::{field['name']}: {ty} (field {position})")
         if private:
             self.emit(f"field {path}: has private fields")
 
     def enum(self, path, enum, attrs):
         generics = enum["generics"]
         self.emit(f"{attrs}pub enum {path}{self.generics(generics)}{self.where(generics)}")
-        for variant_id in enum["variants"]:
+        for position, variant_id in enumerate(enum["variants"]):
             variant = self.item(variant_id)
             if self.hidden(variant):
                 continue
@@ -381,6 +383,7 @@ class Listing:
                 text += " { " + ", ".join(f"{f['name']}: {self.ty(f['inner']['struct_field'])}" for f in fields) + " }"
             if value.get("discriminant"):
                 text += f" = {value['discriminant']['value']}"
+            text += f" (variant {position})"
             self.emit(f"{self.attrs(variant)}{text}")
         if enum["has_stripped_variants"]:
             self.emit(f"pub enum {path}: has hidden variants")
