@@ -9,9 +9,9 @@
 //! statistics (`Relaxed`); no lock, no allocation, no wait. A reply is a
 //! snapshot of each field, not of the whole table at one instant.
 
+use crate::entry::{DRIVER, KERNEL};
 use procnotify_core::abi::{self, Encoded, Row, Summary};
 use procnotify_core::{NtStatus, Os};
-use crate::entry::{DRIVER, KERNEL};
 
 /// Encodes the loaded engine's table into `out`. `STATUS_DEVICE_NOT_READY`
 /// with nothing written if no engine is loaded (which cannot happen while a
