@@ -5,7 +5,7 @@
 //! The callback classifies the raw notification, asks
 //! [`lifecycle::transition`] what it does to the slot, runs the hook, moves
 //! the slot, and logs one line. It is the table's only writer: it takes the
-//! table's [`Writer`](crate::table::Writer) for the duration, so a callback
+//! table's [`Writer`] for the duration, so a callback
 //! that re-enters (which Windows never does) is refused and logged instead of
 //! racing.
 

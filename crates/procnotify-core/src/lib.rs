@@ -154,3 +154,9 @@ pub use values::{
     ADD_EXISTING, AllocError, GROUP_SIZE, Level, MAX_PROCESSORS, NotifyState, NtStatus, ProcNumber, RawNotification,
     UnknownState,
 };
+
+// The README's example (it is the crate's page on crates.io) is compiled and
+// run with the doc-tests, so it cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -21,6 +21,9 @@
 //! error.
 //!
 //! On any host but Windows the crate is empty.
+//! That includes its page on docs.rs, which cannot build it for Windows
+//! (wdk-sys needs the WDK): read the API with `cargo doc -p procnotify-wdk
+//! --open` on a Windows host with the WDK, or in the repository's sources.
 #![no_std]
 // Kernel code must not panic: a panic is a bugcheck.
 #![deny(

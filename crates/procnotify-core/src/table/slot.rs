@@ -71,7 +71,8 @@ impl<T> Slot<T> {
     }
 
     /// The lifecycle state. `Acquire`: pairs with the writer's `Release` store
-    /// in [`Writer::set_state`], so what the hook wrote before it is visible.
+    /// in [`Writer::set_state`](crate::table::Writer::set_state), so what the
+    /// hook wrote before it is visible.
     #[inline]
     #[must_use]
     pub fn state(&self) -> SlotState {
