@@ -44,7 +44,7 @@ impl Sink for Text<'_> {
 
     fn table(&mut self, table: &TableView) {
         let mut text = std::format!(
-            "\nprocnotify table (`dx -r2 ...table` with procnotify.natvis): capacity={} allocated_slots={} \
+            "\nprocnotify table (`dx -r2 procnotify!procnotify::entry::DEBUG_CONTEXT` with procnotify.natvis): capacity={} allocated_slots={} \
              ({} bytes of slots + {} bytes of index)\n",
             table.capacity,
             table.allocated_slots,
