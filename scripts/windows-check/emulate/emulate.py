@@ -4,7 +4,7 @@ over unicorn) through every scenario, and compares the `procnotify:` lines it
 prints with the simulator's for the same script.
 
     emulate.py --sys procnotify.sys [--pdb procnotify.pdb] --profile debug|release
-               [--simulate PATH] [--scenario NAME ...] [--list] [--trace]
+               [--simulate PATH] [--ctl PATH] [--scenario NAME ...] [--list] [--trace]
 
 One line per scenario, `== emulate NAME: PASS|FAIL ...` with the deepest
 stack use, then `== emulate: N of M scenarios passed`; exit status 1 if any
@@ -21,7 +21,7 @@ import time
 sys.dont_write_bytecode = True            # never leave __pycache__ in the checkout
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from procemu import catalogue, simulator                # noqa: E402
+from procemu import catalogue, contract, simulator      # noqa: E402
 from procemu.scenario import ScriptError                         # noqa: E402
 
 STACK_LIMIT = 12 * 1024                   # half of the 24 KiB x64 kernel stack
@@ -33,6 +33,7 @@ def arguments():
     ap.add_argument('--pdb', help='its PDB: names the functions in fault reports (needs llvm-pdbutil)')
     ap.add_argument('--profile', required=True, choices=('debug', 'release'))
     ap.add_argument('--simulate', help='the simulate binary (default: cargo builds it)')
+    ap.add_argument('--ctl', help='the procnotify-ctl binary, which prints query replies (default: cargo builds it)')
     ap.add_argument('--scenario', action='append', default=[], metavar='NAME',
                     help='run only these scenarios (shell patterns; repeatable)')
     ap.add_argument('--list', action='store_true', help='list the scenarios and exit')
@@ -52,10 +53,11 @@ def main():
     try:
         from procemu import run                                 # speakeasy is imported here
         scripts = catalogue.files()
+        abi = contract.read_abi(catalogue.REPO)
     except ImportError as error:
         print('emulate: %s: install scripts/windows-check/emulate/requirements.txt' % error, file=sys.stderr)
         return 2
-    except ScriptError as error:
+    except (ScriptError, contract.AbiError) as error:
         print('emulate: %s' % error, file=sys.stderr)
         return 2
     if a.list:
@@ -65,16 +67,18 @@ def main():
             print('alloc-%s-baseline, alloc-%s-n1.. (generated)' % (sweep[0], sweep[0]))
         return 0
     sim = simulator.Simulator(a.simulate)
-    symbols = run.Symbols(a.sys, a.pdb)
-    print('== emulate: %s image %s (%d bytes), simulator %s' % (a.profile, a.sys, os.path.getsize(a.sys), sim.path))
+    ctl = simulator.Ctl(a.ctl)
+    tools = run.Tools(sim, ctl, abi, run.Symbols(a.sys, a.pdb), STACK_LIMIT, a.trace)
+    print('== emulate: %s image %s (%d bytes), simulator %s, procnotify-ctl %s'
+          % (a.profile, a.sys, os.path.getsize(a.sys), sim.path, ctl.path))
     started, outcomes = time.time(), []
     for name, script in scripts:
         if selected(name, a.scenario):
-            outcomes.append(run.scenario(a.sys, script, sim, symbols, STACK_LIMIT, a.trace)[0])
+            outcomes.append(run.scenario(a.sys, script, tools)[0])
     for sweep in catalogue.SWEEPS:
         if any(selected('alloc-%s-n%d' % (sweep[0], n), a.scenario) for n in range(1, 64)) or \
                 selected('alloc-%s-baseline' % sweep[0], a.scenario):
-            outcomes.extend(run.sweep(a.sys, sweep, sim, symbols, STACK_LIMIT, a.trace, a.scenario))
+            outcomes.extend(run.sweep(a.sys, sweep, tools, a.scenario))
     passed = sum(outcomes)
     deepest = max(run.DEEPEST or [0])
     print('== emulate: %d of %d scenarios passed (%s, deepest stack use %s of %s bytes, limit %s; %.0f s)'

@@ -47,8 +47,11 @@
  *
  * It imports WdfVersionBind and WdfVersionUnbind from WDFLDR.SYS and
  * RtlCopyUnicodeString from ntoskrnl.exe (the .def files beside this one).
- * An emulator serving WdfVersionBind must fill in WdfDriverGlobals (with
- * DisplaceDriverUnload) and *BindInfo->FuncTable, as KMDF does.
+ * An emulator serving WdfVersionBind must fill in WdfDriverGlobals (zeroed,
+ * as the framework allocates them) and *BindInfo->FuncTable, and its
+ * WdfDriverCreate must set WdfDriverGlobals->DisplaceDriverUnload, as KMDF
+ * does (fxdriverapi.cpp: TRUE for a PnP driver, and for a miniport or
+ * legacy driver only when it has an EvtDriverUnload).
  */
 #include <ntddk.h>
 #include <wdf.h>

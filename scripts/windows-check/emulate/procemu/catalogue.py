@@ -3,7 +3,8 @@ bad-input examples that the emulator can run, and the generated allocation
 sweeps.
 
 A sweep fails the N-th ExAllocatePool2 of a step for every N that step
-reaches. How many it reaches is measured first, by a baseline run of the same
+reaches (a hot-add sweep queries the table after the failed add and after
+the next one). How many it reaches is measured first, by a baseline run of the same
 machine in the emulator, and that count is checked against the simulator's
 own pool count for the baseline (they must agree, or the sweep would not be
 "every N").
@@ -61,7 +62,8 @@ def sweep_scripts(sweep, count):
         else:
             body = ('load\nexpect load ok\nhot-add fail-alloc %d\n'
                     'expect hot-add failed %d STATUS_INSUFFICIENT_RESOURCES\n'
-                    '# the next add reuses the index\nhot-add\nexpect hot-add added %d\n' % (n, boot, boot))
+                    '# the query after the failed add, then the next add reuses the index\nquery\n'
+                    'hot-add\nexpect hot-add added %d\nquery\n' % (n, boot, boot))
         text = ('# Generated: allocation %d of %d of the %s fails.\nboot %d\nmax %d\n%s'
                 % (n, count, step, boot, maximum, body))
         scripts.append(Script('alloc-%s-n%d' % (name, n), text))

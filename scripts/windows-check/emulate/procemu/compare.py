@@ -1,8 +1,24 @@
 """The line-by-line comparison: the `procnotify:` lines the image printed
-through DbgPrintEx against the `procnotify:` lines `simulate script` printed
-for the same script.
+through DbgPrintEx, and what its query replies print, against the
+`procnotify:` lines and query blocks `simulate script` printed for the same
+script.
 
-Two rules, both explicit, and nothing else is filtered or reordered:
+What is compared, from the simulator's text output: every line starting
+`procnotify: `, and every query block: a line starting `== query`, then the
+lines after it up to the next empty line (`procnotify-ctl table`'s lines for
+the reply). Every other line of the simulator's (its `kernel:` trace, `==`
+notes, tables, the summary) is not. On the image's side the lines are, in
+the order they happened, every DbgPrintEx line and every query's block
+(ioctl.py): a heading built by query.heading from what the request
+returned, then `procnotify-ctl --reply FILE table`'s output for the bytes
+the driver wrote. So the real driver's reply, decoded and printed by the
+real tool, must equal what the simulator's engine answers for the same
+script, line for line, headings included (buffer, status, bytes written,
+rows). When procnotify is not loaded the image has no device to ask: the
+emulator checks that the framework has no enabled interface and writes the
+simulator's "not loaded" heading.
+
+Three rules, all explicit, and nothing else is filtered or reordered:
 
 1. Driver-only lines. src/entry.rs prints two lines the simulator cannot:
    `procnotify: loaded, context=0x...` (the context's address, after a
@@ -18,6 +34,11 @@ Two rules, both explicit, and nothing else is filtered or reordered:
    the `visit` lines right after `procnotify: unload: deregistering`: the
    expected lines are the simulator's with each load's `visit` lines moved
    there, in their order.
+3. `--query-after-each` (`#@ query-after-each`) runs the simulator with that
+   flag; the emulator queries after the same steps (steps.QUERY_AFTER, each
+   hot-add attempt, the end-of-session unload). No line is moved for it.
+   Queries and `#@ dpcs at-unload` are refused together (scenario.py): the
+   visits a query reads would differ by design.
 """
 
 import difflib
@@ -31,9 +52,21 @@ DEREGISTERING = 'procnotify: unload: deregistering'
 VISIT = 'procnotify: visit '
 
 
+QUERY = '== query'
+
+
 def simulator_lines(output):
-    """The `procnotify:` lines of `simulate script`'s text output."""
-    return [line for line in output.splitlines() if line.startswith('procnotify: ')]
+    """The `procnotify:` lines and the query blocks of `simulate script`'s
+    text output, in order."""
+    kept, in_query = [], False
+    for line in output.splitlines():
+        if in_query and line:
+            kept.append(line)
+            continue
+        in_query = line.startswith(QUERY)
+        if in_query or line.startswith('procnotify: '):
+            kept.append(line)
+    return kept
 
 
 def split_driver_only(lines):

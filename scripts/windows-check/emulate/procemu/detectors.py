@@ -4,14 +4,24 @@ reports it, so no check here is one that cannot fail.
 
 - `use-after-free dpc-after-unload`: after the script (and its unload), the
   emulated kernel runs one of the driver's DPCs whose KDPC was freed: what a
-  kernel would do if unload freed the table before KeFlushQueuedDpcs. The
-  driver's DPC routine reads its processor's value from freed pool.
+  kernel would do if unload freed the table before KeFlushQueuedDpcs, with
+  the system arguments it was last queued with (SystemArgument1 is the
+  address of the processor's value). The driver's DPC routine reads that
+  value from freed pool.
 - `use-after-free callback-after-deregister`: after unload, the kernel calls
   the processor-change callback with the freed context: what would happen if
   deregistration did not wait for (or stop) callbacks (§4).
 - `leak`: unload's first ExFreePoolWithTag is lost, so a block stays live.
 - `line-diff`: one of the image's lines is altered before the comparison.
 - `stack BYTES`: the stack limit is lowered to BYTES.
+- `query tail | address | status` (ioctl.tamper): after the driver completed
+  a query, a byte past the bytes written is set, a pool address is written
+  into the reply's first row, or STATUS_BUFFER_OVERFLOW becomes
+  STATUS_SUCCESS; the query's checks must report it.
+- `unbind`: after the load, DriverObject->DriverUnload is set back to the
+  framework's own, as a stub that ignored DisplaceDriverUnload would leave
+  it (so it would never call WdfVersionUnbind); the framework checks must
+  report it.
 """
 
 import struct
@@ -31,7 +41,7 @@ def inject_after(session):
             return
         dpc, state = next(iter(k.freed_dpcs.items()))
         session.note('detector', 'the kernel runs the DPC at 0x%x after its memory was freed' % dpc)
-        session.step(_call(state.routine, [dpc, state.context, 0, 0]))
+        session.step(_call(state.routine, [dpc, state.context, *state.arguments]))
     else:
         if not k.deregistered:
             session.violation('detector', 'nothing was deregistered: the scenario must load and unload')
@@ -54,6 +64,10 @@ def detected(kind, violations, mismatch, stack, limit):
         hits = [text for k, text in violations if k == 'use-after-free']
     elif kind == 'leak':
         hits = [text for k, text in violations if k == 'leak']
+    elif kind == 'query':
+        hits = [text for k, text in violations if k in ('query', 'ioctl')]
+    elif kind == 'unbind':
+        hits = [text for k, text in violations if k == 'wdf']
     elif kind == 'line-diff':
         changed = [line for line in (mismatch or '').splitlines() if line[:1] in '-+' and line[:3] not in ('---', '+++')]
         hits = ['the comparison reports ' + ' / '.join(changed)] if changed else []

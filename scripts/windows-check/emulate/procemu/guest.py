@@ -38,6 +38,8 @@ import unicorn
 from unicorn import x86_const as X
 from speakeasy import Speakeasy
 
+from .stop import Stop  # noqa: F401 (re-exported: the handlers' modules import it from here)
+
 PAGE = 0x1000
 MASK64 = (1 << 64) - 1
 
@@ -52,6 +54,9 @@ TRAP_PAGES = 9                  # 8 pages of traps (2048), then the string routi
 # callee's frame when it calls into the driver (its own frame, much smaller
 # than a real kernel's: see docs/windows-check.md, "Emulation").
 KERNEL_FRAME = 0x60
+# Arguments a guest call can pass: four in registers, the rest on the stack
+# above the home space, inside KERNEL_FRAME (0x28 + 8 * 2 + 8 < 0x60 - 8).
+MAX_GUEST_ARGS = 6
 
 ARG_REGS = (X.UC_X86_REG_RCX, X.UC_X86_REG_RDX, X.UC_X86_REG_R8, X.UC_X86_REG_R9)
 VOLATILE = (X.UC_X86_REG_RCX, X.UC_X86_REG_RDX, X.UC_X86_REG_R8, X.UC_X86_REG_R9,
@@ -98,16 +103,6 @@ _STRING_CODE = {
         '4c89d6'      # mov rsi, r10
         'c3'),        # ret
 }
-
-
-class Stop(Exception):
-    """Raised by a handler: the run stops here and the scenario fails (what
-    Driver Verifier or a bugcheck would do on Windows). `kind` names the
-    check that fired."""
-
-    def __init__(self, message, kind='kernel'):
-        super().__init__(message)
-        self.kind = kind
 
 
 class Frame:
@@ -323,15 +318,18 @@ class Guest:
             self._return(frame.ret, frame.resume_sp, done.value or 0)
             return
         fn, args = call
-        if len(args) > 4:
-            raise Stop('guest calls with more than 4 arguments are not modelled')
+        if len(args) > MAX_GUEST_ARGS:
+            raise Stop('guest calls with more than %d arguments are not modelled' % MAX_GUEST_ARGS)
         # Below the caller's stack pointer: the kernel's own frame, then a
-        # 16-byte aligned call frame (return address, 32 bytes of home space).
+        # 16-byte aligned call frame (return address, 32 bytes of home space,
+        # then the fifth argument on: EvtIoDeviceControl has five).
         sp = ((frame.resume_sp - 8 - KERNEL_FRAME) & ~0xF) - 8
         self.w64(sp, self.return_trap)            # the callee's return address
         self.w64(sp - 8, fn)                      # popped by the trap's ret: the jump to the callee
         for reg, value in zip(ARG_REGS, args):
             self.set_reg(reg, value)
+        for i, value in enumerate(args[len(ARG_REGS):]):
+            self.w64(sp + 0x28 + 8 * i, value)
         self.set_reg(X.UC_X86_REG_RSP, sp - 8)
         frame.expect_sp = sp + 8
 

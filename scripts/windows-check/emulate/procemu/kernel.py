@@ -25,6 +25,7 @@ MEDIUM_IMPORTANCE = 1
 # AddComplete / AddFailure: the variable is not reset (§9), so it holds a
 # stale value. The driver must neither read nor write it.
 STALE_STATUS = 0xC0DE5A1E
+KERNEL_DATA = 0x7FD00000                # a page: the notification context, *OperationStatus, handles
 
 
 def failed(status):
@@ -49,6 +50,7 @@ class Dpc:
         self.routine, self.context = routine, context
         self.target = None        # processor index, or None: the processor that queues it
         self.importance = MEDIUM_IMPORTANCE
+        self.arguments = (0, 0)   # SystemArgument1/2 of the last KeInsertQueueDpc
 
 
 class Kernel:
@@ -68,7 +70,7 @@ class Kernel:
         self.deregistered = []    # the image's registrations, once deregistered
         self.freed_dpcs = {}      # KDPCs whose memory was freed
         pool.on_free.append(self._freed)
-        base = 0x7FD00000
+        base = KERNEL_DATA
         guest.map(base, 0x1000)
         self.notify, self.operation_status = base, base + 0x40
         self.handles = base + 0x100
@@ -249,9 +251,10 @@ class Kernel:
     def KeInsertQueueDpc(self, dpc, argument1, argument2):
         self._known(dpc, 'KeInsertQueueDpc')
         if dpc in self.queue:
-            return 0
+            return 0                                  # already queued: keeps its first arguments
         self.guest.w64(dpc + 40, argument1)
         self.guest.w64(dpc + 48, argument2)
+        self.dpcs[dpc].arguments = (argument1, argument2)
         self.queue.append(dpc)
         return 1
 

@@ -25,11 +25,14 @@ def tag_text(tag):
 
 
 class Block:
-    def __init__(self, serial, base, pages, ptr, size, tag):
+    def __init__(self, serial, base, pages, ptr, size, tag, owner=None):
         self.serial, self.base, self.pages, self.ptr, self.size, self.tag = serial, base, pages, ptr, size, tag
+        self.owner = owner        # None: the driver's (ExAllocatePool2); else what the kernel allocated it for
         self.freed = False
 
     def describe(self):
+        if self.owner:
+            return '%s (%d bytes, at 0x%x)' % (self.owner, self.size, self.ptr)
         return 'block #%d (%d bytes, tag %s, at 0x%x)' % (self.serial, self.size, tag_text(self.tag), self.ptr)
 
 
@@ -63,15 +66,36 @@ class Pool:
             raise Stop('ExAllocatePool2 flags 0x%x: uninitialised memory was asked for' % flags, 'pool')
         if size == 0 or size > 1 << 28:
             raise Stop('ExAllocatePool2 of %d bytes' % size, 'pool')
+        block = self._place(size, tag, self.calls, None)
+        self.log('pool', 'ExAllocatePool2 #%d %d bytes tag %s -> 0x%x' % (block.serial, size, tag_text(tag), block.ptr))
+        return block.ptr
+
+    def _place(self, size, tag, serial, owner):
         rounded = (size + 15) & ~15
         pages = (rounded + PAGE - 1) // PAGE
         base = self.cursor
         self.cursor += (pages + 1) * PAGE          # + 1: the unmapped guard page
         self.guest.map(base, pages * PAGE)         # mapped pages are zero: ExAllocatePool2 zeroes
-        block = Block(self.calls, base, pages, base + pages * PAGE - rounded, size, tag)
+        block = Block(serial, base, pages, base + pages * PAGE - rounded, size, tag, owner)
         self.blocks.append(block)
-        self.log('pool', 'ExAllocatePool2 #%d %d bytes tag %s -> 0x%x' % (block.serial, size, tag_text(tag), block.ptr))
-        return block.ptr
+        return block
+
+    # -- the kernel's own blocks ----------------------------------------------------------
+    def kernel_allocate(self, size, tag, owner):
+        """A block the kernel allocates for itself (the I/O manager's system
+        buffer): same placement and guard page, not an ExAllocatePool2 call of
+        the driver's (not counted, never failed by a fault). Returns the Block."""
+        block = self._place(size, tag, 0, owner)
+        self.log('pool', '%s: %d bytes -> 0x%x' % (owner, size, block.ptr))
+        return block
+
+    def kernel_free(self, block):
+        block.freed = True
+        self.guest.protect(block.base, block.pages * PAGE, unicorn.UC_PROT_NONE)
+        self.log('pool', 'freed %s' % block.describe())
+
+    def driver_blocks(self):
+        return [block for block in self.blocks if block.owner is None]
 
     def ExFreePoolWithTag(self, ptr, tag):
         tag &= 0xFFFFFFFF
@@ -80,6 +104,8 @@ class Pool:
             freed = self.block_at(ptr)
             what = 'freed twice: ' + freed.describe() if freed and freed.freed else 'not the start of a live pool block'
             raise Stop('ExFreePoolWithTag(0x%x): %s' % (ptr, what), 'pool')
+        if block.owner:
+            raise Stop('ExFreePoolWithTag(0x%x): the driver frees %s' % (ptr, block.describe()), 'pool')
         if tag != block.tag:
             raise Stop('ExFreePoolWithTag(0x%x, %s): %s was allocated with another tag'
                        % (ptr, tag_text(tag), block.describe()), 'pool')

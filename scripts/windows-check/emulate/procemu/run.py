@@ -66,10 +66,19 @@ class Symbols:
         return re.sub(r'pc (0x[0-9a-f]+)', name, text) if self.functions else text
 
 
-def _emulate(image, script, trace):
+class Tools:
+    """What every scenario uses: the simulator, procnotify-ctl, the ABI's
+    numbers (contract.read_abi), the image's symbols, the stack limit, and
+    whether to trace."""
+
+    def __init__(self, sim, ctl, abi, symbols, limit, trace):
+        self.sim, self.ctl, self.abi, self.symbols, self.limit, self.trace = sim, ctl, abi, symbols, limit, trace
+
+
+def _emulate(image, script, tools):
     """(Session or None, its result, the exception text if the emulator itself broke)."""
     try:
-        session = Session(image, script, trace)
+        session = Session(image, script, tools.abi, tools.ctl, tools.trace)
         session.run()
         if script.detector:
             inject_after(session)
@@ -79,10 +88,11 @@ def _emulate(image, script, trace):
         return None, None, traceback.format_exc()
 
 
-def scenario(image, script, sim, symbols, limit, trace):
+def scenario(image, script, tools):
     """Runs, checks and reports one scenario. Returns (passed, result)."""
+    sim, symbols, limit = tools.sim, tools.symbols, tools.limit
     started = time.time()
-    session, r, crash = _emulate(image, script, trace)
+    session, r, crash = _emulate(image, script, tools)
     if crash:
         print('== emulate %s: FAIL (the emulator raised)\n%s' % (script.name, _indent(crash)))
         return False, None
@@ -120,7 +130,7 @@ def scenario(image, script, sim, symbols, limit, trace):
 
 def _report(script, r, lines, counts, problems, seconds, session):
     pool = session.pool
-    freed = sum(1 for b in pool.blocks if b.freed)
+    freed = sum(1 for b in pool.driver_blocks() if b.freed)
     detail = ('%d lines = simulate, %d driver-only; ExAllocatePool2 %d (%d failed, %d freed); '
               '%d expectations (+%d left to simulate); stack %s of %s bytes; %.1f s'
               % (len(lines), sum(counts.values()), pool.calls, len(pool.injected), freed,
@@ -134,16 +144,16 @@ def _indent(text):
     return '\n'.join('   ' + line for line in text.rstrip().splitlines())
 
 
-def sweep(image, spec, sim, symbols, limit, trace, patterns):
+def sweep(image, spec, tools, patterns):
     """A baseline run, then one scenario per allocation the swept step makes."""
     name, _, _, step = spec
     base = catalogue.baseline(spec)
-    ok, r = scenario(image, base, sim, symbols, limit, trace)
+    ok, r = scenario(image, base, tools)
     outcomes = [ok]
     if r is None:
         return outcomes
     counts = [calls for command, calls in r.step_allocs if command == step]
-    code, out, _ = sim.run(base)
+    code, out, _ = tools.sim.run(base)
     total = sum(calls for _, calls in r.step_allocs)
     if not counts or pool_allocations(out) != total:
         print('== emulate alloc-%s-sweep: FAIL (the image made %d ExAllocatePool2 calls, the simulator counts %s)'
@@ -151,5 +161,5 @@ def sweep(image, spec, sim, symbols, limit, trace, patterns):
         return outcomes + [False]
     for script in catalogue.sweep_scripts(spec, counts[0]):
         if not patterns or any(fnmatch.fnmatchcase(script.name, p) for p in patterns):
-            outcomes.append(scenario(image, script, sim, symbols, limit, trace)[0])
+            outcomes.append(scenario(image, script, tools)[0])
     return outcomes

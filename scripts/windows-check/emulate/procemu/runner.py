@@ -5,19 +5,24 @@ model, the checks after each step and at the end.
 A load calls the image's entry point (the WdfDriverEntry stub's
 FxDriverEntry) with a DRIVER_OBJECT and registry path of our own; a second
 load rewrites the image's pristine bytes first, as Windows maps a fresh copy.
-After a successful load PnP calls EvtDriverDeviceAdd once. Unload calls
-DriverObject->DriverUnload (the stub's, which calls the framework's, which
-calls EvtDriverUnload, then unbinds).
+After a successful load the framework's WdfDriverGlobals->DisplaceDriverUnload
+must be TRUE (WdfDriverCreate sets it for a PnP driver) and the stub must have
+put its own routine in DriverObject->DriverUnload; PnP calls
+EvtDriverDeviceAdd once and starts the device. Unload: PnP removes the device,
+then the I/O manager calls DriverObject->DriverUnload (the stub's), which must
+call the framework's (FxDriver::Unload, which calls EvtDriverUnload) and then
+WdfVersionUnbind, in that order.
 """
 
 import re
 import struct
 
+from .contract import Contract
 from .guest import Guest, Stop, KERNEL_STACK, STACK_TOP, PAGE
 from .kernel import Kernel
 from .pool import Pool
 from .scenario import STATUS_NAME
-from .wdf import Framework
+from .wdf import Framework, DISPLACE_DRIVER_UNLOAD, DRIVER_UNLOAD
 
 POOL_TAG = int.from_bytes(b'PNfy', 'little')
 DPFLTR_IHVDRIVER_ID = 77
@@ -38,6 +43,7 @@ class Result:
         self.allocations = self.frees = 0
         self.unfired = []         # faults that did not fire
         self.expectations = 0
+        self.queries = 0          # queries issued to the image (each one or two requests)
         self.step_allocs = []     # (command, ExAllocatePool2 calls it made)
         self.stack = 0            # deepest stack use, bytes
 
@@ -48,14 +54,16 @@ def status_words(value):
 
 
 class Host:
-    def __init__(self, image, script, trace=False):
-        self.script, self.trace = script, trace
+    def __init__(self, image, script, abi, ctl, trace=False):
+        """`abi`: contract.read_abi's numbers; `ctl`: simulator.Ctl, which
+        prints query replies."""
+        self.script, self.trace, self.abi, self.ctl = script, trace, abi, ctl
         self.result = Result(script.name)
         self.guest = g = Guest(image)
         self.pool = Pool(g, self.note)
         boot, maximum, reported = script.config()
         self.kernel = Kernel(g, self.pool, boot, maximum, reported, script.dynamic, self.note)
-        self.wdf = Framework(g, self.note)
+        self.wdf = Framework(g, self.note, Contract(abi))
         g.watch_memory(self._describe_fault)
         g.bind_imports(self._serve)
         if g.unmodelled:
@@ -98,7 +106,7 @@ class Host:
         return table.get(module.lower().split('.')[0], {}).get(name)
 
     def _describe_fault(self, address):
-        named = self.pool.describe_fault(address)
+        named = self.pool.describe_fault(address) or self.wdf.describe_fault(address)
         if named:
             return named
         bottom = STACK_TOP - KERNEL_STACK
@@ -116,8 +124,6 @@ class Host:
         g.write(self.registry_path + 16, text + b'\0\0')
         g.write(self.registry_path, struct.pack('<HHI', len(text), len(text) + 2, 0))
         g.w64(self.registry_path + 8, self.registry_path + 16)
-        self.device_init = SYSTEM_BASE + 0x400                        # WDFDEVICE_INIT (opaque)
-        self.device_init_cell = SYSTEM_BASE + 0x500
 
     # -- ntoskrnl services the session itself provides ------------------------------------------
     def KeBugCheckEx(self, code, p1, p2, p3, p4):
@@ -166,16 +172,37 @@ class Host:
         return status & 0xFFFFFFFF
 
     def _call_unload(self):
-        unload = self.guest.r64(self.driver_object + 0x68)
+        unload = self.guest.r64(self.driver_object + DRIVER_UNLOAD)
         if not unload:
             raise Stop('DriverObject->DriverUnload is NULL after a successful load: the driver cannot be unloaded')
         yield unload, [self.driver_object]
         return 0
 
     def _device_add(self):
-        self.guest.w64(self.device_init_cell, self.device_init)
-        status = yield from self.wdf.device_add(self.device_init)
+        status = yield from self.wdf.device_add()
         return status & 0xFFFFFFFF
+
+    def check_displaced(self):
+        """After a successful DriverEntry: WdfDriverCreate set
+        DisplaceDriverUnload (KMDF does for a PnP driver), and the stub put its
+        own unload routine first: DriverUnload is neither NULL nor the
+        framework's."""
+        g, fx = self.guest, self.wdf
+        displace = g.read(fx.globals + DISPLACE_DRIVER_UNLOAD, 1)[0]
+        unload = g.r64(self.driver_object + DRIVER_UNLOAD)
+        module = g.module
+        if displace != 1:
+            self.violation('wdf', 'WdfDriverGlobals->DisplaceDriverUnload is %d after WdfDriverCreate' % displace)
+        elif not module.base <= unload < module.base + len(module.mapped_image):
+            self.violation('wdf', 'the stub did not displace DriverUnload: it is 0x%x (the framework\'s is 0x%x)'
+                           % (unload, fx.fx_unload))
+
+    def check_unbound_after_unload(self, before):
+        """The stub's unload called the framework's unload, then WdfVersionUnbind."""
+        events = self.wdf.events[before:]
+        if events != ['unload', 'unbind']:
+            self.violation('wdf', 'unload ran %s; the stub must run the framework\'s unload (EvtDriverUnload), '
+                           'then WdfVersionUnbind' % (events or 'neither'))
 
     def step(self, gen):
         """Runs a generator of guest calls as one top-level run; None if it stopped."""

@@ -19,7 +19,25 @@ simulator):
   emulator injects a fault (below) and the scenario passes only if the
   detector named KIND reports it. Not compared with the simulator.
   `use-after-free dpc-after-unload | callback-after-deregister`, `leak`,
-  `line-diff`, `stack BYTES` (a stack limit low enough to be exceeded).
+  `line-diff`, `stack BYTES` (a stack limit low enough to be exceeded),
+  `query tail | address | status` (a query's reply tampered with after the
+  driver completed it), `unbind` (DriverUnload left to the framework, as a
+  stub that ignored DisplaceDriverUnload would).
+- `#@ query-after-each`: the simulator runs with `--query-after-each`, and
+  the emulator issues the query to the image after the same steps (load,
+  reload, unload, toggle, notify, each hot-add attempt, the end-of-session
+  unload).
+- `#@ ioctl [code=C] [input=N] [bytes=N] expect STATUS`, at its place among
+  the steps: a device I/O control request the emulator alone sends (the
+  simulator has no device): code C (default IOCTL_PROCNOTIFY_QUERY), an
+  input buffer of N bytes (default 0), an output buffer of N bytes (default
+  64); the driver must complete it with STATUS, Information 0, and the
+  buffer untouched. For the refusals: a non-empty input buffer, another code.
+
+`query [bytes=N]` is run by both: the emulator delivers IOCTL_PROCNOTIFY_QUERY
+to the image's EvtIoDeviceControl (after procnotify-ctl's 64-byte probe
+when no N is given) and prints the reply through `procnotify-ctl --reply`
+(see compare.py).
 """
 
 import re
@@ -32,11 +50,17 @@ STATUS = {
     'STATUS_INSUFFICIENT_RESOURCES': 0xC000009A, 'STATUS_NOT_SUPPORTED': 0xC00000BB,
     'STATUS_DEVICE_BUSY': 0x80000011, 'STATUS_NO_MEMORY': 0xC0000017,
     'STATUS_DEVICE_NOT_READY': 0xC00000A3, 'STATUS_TIMEOUT': 0x00000102,
+    'STATUS_BUFFER_OVERFLOW': 0x80000005, 'STATUS_BUFFER_TOO_SMALL': 0xC0000023,
+    'STATUS_INVALID_DEVICE_REQUEST': 0xC0000010,
 }
 STATUS_NAME = {value: name for name, value in STATUS.items()}
 STATES = {'add-start': 0, 'add-complete': 1, 'add-failure': 2}
-DETECTORS = {'use-after-free', 'leak', 'line-diff', 'stack'}
+DETECTORS = {'use-after-free', 'leak', 'line-diff', 'stack', 'query', 'unbind'}
 INJECTIONS = {'dpc-after-unload', 'callback-after-deregister'}
+TAMPERS = {'tail', 'address', 'status'}
+MAX_QUERY_BYTES = 65600           # simulate's limit for `query bytes=N`: the reply of 2048 processors
+IOCTL_PROCNOTIFY_QUERY = 0x00226000
+METHOD_BUFFERED = 0
 
 
 class ScriptError(Exception):
@@ -78,6 +102,7 @@ class Script:
         self.boot, self.max, self.reported, self.dynamic = 4, None, 'max', True
         self.steps = []            # (line number, command, dict)
         self.dpcs_at_unload = False
+        self.query_after_each = False
         self.detector = None       # (kind, argument) for detector tests
         self.simulator_only = 0    # expect lines the emulator leaves to the simulator
         self._parse()
@@ -92,7 +117,7 @@ class Script:
         for n, raw in enumerate(self.text.splitlines(), 1):
             try:
                 if raw.startswith('#@'):
-                    self._directive(raw[2:].split())
+                    self._directive(n, raw[2:].split())
                     continue
                 words = raw.split('#')[0].split()
                 if words:
@@ -103,14 +128,23 @@ class Script:
             self.max = min(self.boot + 4, MAX_PROCESSORS)
         if self.max < self.boot:
             raise ScriptError('%s: max %d is below boot %d' % (self.name, self.max, self.boot))
+        if self.dpcs_at_unload and (self.query_after_each or any(c == 'query' for _, c, _ in self.steps)):
+            raise ScriptError('%s: a query reads the DPCs\' visit counts, which `#@ dpcs at-unload` leaves '
+                              'at 0 in the image and the simulator does not: not both' % self.name)
 
-    def _directive(self, words):
+    def _directive(self, n, words):
         if words == ['dpcs', 'at-unload']:
             self.dpcs_at_unload = True
+        elif words == ['query-after-each']:
+            self.query_after_each = True
+        elif words[:1] == ['ioctl']:
+            self.steps.append((n, 'ioctl', _ioctl(words[1:])))
         elif len(words) in (2, 3) and words[0] == 'detector' and words[1] in DETECTORS:
             arg = words[2] if len(words) == 3 else None
             if words[1] == 'use-after-free' and arg not in INJECTIONS:
                 raise ScriptError('detector use-after-free needs one of %s' % ', '.join(sorted(INJECTIONS)))
+            if words[1] == 'query' and arg not in TAMPERS:
+                raise ScriptError('detector query needs one of %s' % ', '.join(sorted(TAMPERS)))
             if words[1] == 'stack':
                 arg = number(arg or '')
             self.detector = (words[1], arg)
@@ -260,6 +294,36 @@ def _expect(args):
     raise ScriptError('the emulator does not check `expect %s`' % ' '.join(args))
 
 
+def _query(args):
+    if not args:
+        return {'bytes': None}
+    if len(args) == 1 and args[0].startswith('bytes='):
+        size = number(args[0][len('bytes='):])
+        if size > MAX_QUERY_BYTES:
+            raise ScriptError('bytes=%d: at most %d' % (size, MAX_QUERY_BYTES))
+        return {'bytes': size}
+    raise ScriptError('`query [bytes=N]` takes one argument at most')
+
+
+def _ioctl(args):
+    """`#@ ioctl [code=C] [input=N] [bytes=N] expect STATUS`."""
+    request = {'code': IOCTL_PROCNOTIFY_QUERY, 'input': 0, 'bytes': 64}
+    if len(args) < 2 or args[-2] != 'expect':
+        raise ScriptError('#@ ioctl [code=C] [input=N] [bytes=N] expect STATUS')
+    request['expect'] = status(args[-1])
+    for arg in args[:-2]:
+        key, _, value = arg.partition('=')
+        if key not in ('code', 'input', 'bytes') or not value:
+            raise ScriptError('#@ ioctl: `%s` is not code=C, input=N or bytes=N' % arg)
+        request[key] = number(value)
+    if request['code'] & 3 != METHOD_BUFFERED:
+        raise ScriptError('#@ ioctl: code 0x%08X is not METHOD_BUFFERED (the only transfer type modelled)'
+                          % request['code'])
+    if max(request['input'], request['bytes']) > MAX_QUERY_BYTES:
+        raise ScriptError('#@ ioctl: buffers of at most %d bytes' % MAX_QUERY_BYTES)
+    return request
+
+
 def _bare(name):
     def parse(args):
         if args:
@@ -271,5 +335,5 @@ def _bare(name):
 PARSERS = {
     'other-driver': _other, 'fault': _fault, 'load': _load, 'reload': _load,
     'unload': _bare('unload'), 'toggle': _bare('toggle'), 'hot-add': _hot_add,
-    'notify': _notify, 'expect': _expect,
+    'notify': _notify, 'expect': _expect, 'query': _query,
 }

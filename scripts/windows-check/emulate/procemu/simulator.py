@@ -1,4 +1,6 @@
-"""The other side of the comparison: `simulate script FILE` (crates/procnotify-sim)."""
+"""The other side of the comparison: `simulate script FILE` (crates/procnotify-sim), and
+`procnotify-ctl --reply FILE table` (crates/procnotify-ctl), which prints the
+emulated driver's query replies as it prints a real one."""
 
 import json
 import os
@@ -9,35 +11,61 @@ import tempfile
 from .catalogue import REPO
 
 
+def build(package, binary):
+    """`cargo build -p PACKAGE --bin BINARY` for the host; the executable's
+    path from cargo's own report."""
+    env = {k: v for k, v in os.environ.items() if k not in ('CARGO_BUILD_TARGET', 'RUSTFLAGS')}
+    done = subprocess.run(['cargo', 'build', '-q', '-p', package, '--bin', binary,
+                           '--message-format=json'], cwd=REPO, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit('emulate: cargo build of %s failed:\n%s' % (binary, done.stderr))
+    for line in done.stdout.splitlines():
+        message = json.loads(line)
+        if message.get('reason') == 'compiler-artifact' and message.get('executable') \
+                and message['target']['name'] == binary:
+            return message['executable']
+    raise SystemExit('emulate: cargo built no %s executable' % binary)
+
+
+def executable(path, what):
+    if not os.access(path, os.X_OK):
+        raise SystemExit('emulate: %s %s is not an executable' % (what, path))
+    return path
+
+
 class Simulator:
     def __init__(self, path=None):
-        self.path = path or self._build()
-        if not os.access(self.path, os.X_OK):
-            raise SystemExit('emulate: the simulator %s is not an executable' % self.path)
+        self.path = executable(path or build('procnotify-sim', 'simulate'), 'the simulator')
         self.scratch = tempfile.TemporaryDirectory(prefix='procnotify-emulate-')
 
-    @staticmethod
-    def _build():
-        """`cargo build -p procnotify-sim --bin simulate` for the host; the
-        executable's path from cargo's own report."""
-        env = {k: v for k, v in os.environ.items() if k not in ('CARGO_BUILD_TARGET', 'RUSTFLAGS')}
-        done = subprocess.run(['cargo', 'build', '-q', '-p', 'procnotify-sim', '--bin', 'simulate',
-                               '--message-format=json'], cwd=REPO, env=env, capture_output=True, text=True)
-        if done.returncode != 0:
-            raise SystemExit('emulate: cargo build of the simulator failed:\n' + done.stderr)
-        for line in done.stdout.splitlines():
-            message = json.loads(line)
-            if message.get('reason') == 'compiler-artifact' and message.get('executable') \
-                    and message['target']['name'] == 'simulate':
-                return message['executable']
-        raise SystemExit('emulate: cargo built no simulate executable')
-
     def run(self, script):
-        """(exit status, stdout, stderr) of `simulate script` on the script's text."""
+        """(exit status, stdout, stderr) of `simulate script` on the script's
+        text (with --query-after-each when the script asks for it)."""
         path = os.path.join(self.scratch.name, script.name + '.txt')
         with open(path, 'w', encoding='utf-8') as f:
             f.write(script.text)
-        done = subprocess.run([self.path, 'script', path], capture_output=True, text=True)
+        flags = ['--query-after-each'] if script.query_after_each else []
+        done = subprocess.run([self.path, *flags, 'script', path], capture_output=True, text=True)
+        return done.returncode, done.stdout, done.stderr
+
+
+class Ctl:
+    """`procnotify-ctl --reply FILE table`: the real tool decoding and
+    printing a reply the emulated driver wrote."""
+
+    def __init__(self, path=None):
+        self.path = executable(path or build('procnotify-ctl', 'procnotify-ctl'), 'procnotify-ctl')
+        self.scratch = tempfile.TemporaryDirectory(prefix='procnotify-emulate-ctl-')
+        self.count = 0
+
+    def table(self, reply):
+        """(exit status, stdout, stderr) for the reply's bytes."""
+        self.count += 1
+        path = os.path.join(self.scratch.name, 'reply-%d.bin' % self.count)
+        with open(path, 'wb') as f:
+            f.write(reply)
+        done = subprocess.run([self.path, '--reply', path, 'table'], capture_output=True, text=True)
+        os.remove(path)
         return done.returncode, done.stdout, done.stderr
 
 

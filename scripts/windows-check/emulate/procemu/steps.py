@@ -6,6 +6,7 @@ armed at the same moments, and the same checks a step is followed by.
 from .guest import Stop
 from .kernel import Registration, SUCCESS, ADD_START, failed
 from .runner import POOL_TAG, status_words
+from .wdf import DRIVER_UNLOAD
 
 
 def finish(gen):
@@ -17,6 +18,11 @@ def finish(gen):
     raise Stop('another driver\'s registration tried to call into the image')
 
 
+# The steps simulate --query-after-each queries after (crates/procnotify-sim/
+# src/cli/machine.rs, `query_after`); hot-adds are queried after each attempt.
+QUERY_AFTER = ('load', 'reload', 'unload', 'toggle', 'notify')
+
+
 class Steps:
     """Mixin of runner.Host: one method per script command."""
 
@@ -25,11 +31,16 @@ class Steps:
             return self.result
         for line, command, args in self.script.steps:
             self.where = 'line %d (%s)' % (line, command)
+            self.line = line
             calls = self.pool.calls
             getattr(self, 'do_' + command.replace('-', '_'))(args)
             self.result.step_allocs.append((command, self.pool.calls - calls))
             if self.result.violations:
                 return self.result
+            if self.script.query_after_each and command in QUERY_AFTER:
+                self.query(None, 'line %d' % line, command)
+                if self.result.violations:
+                    return self.result
         self.where = 'end of script'
         self.end()
         return self.result
@@ -89,10 +100,15 @@ class Steps:
             return
         self.loaded = True
         r.successful_loads += 1
+        if self.script.detector == ('unbind', None):   # detector test: the stub's displacement undone
+            self.guest.w64(self.driver_object + DRIVER_UNLOAD, self.wdf.fx_unload)
+        self.check_displaced()
         if self.deliver_dpcs():
             added = self.step(self._device_add())
             if added is not None and failed(added):
                 self.violation('device-add', 'EvtDriverDeviceAdd returned %s' % status_words(added))
+            elif added is not None:
+                self.wdf.start_device()
 
     def _settle_register_faults(self):
         for planned in self.planned:
@@ -106,10 +122,13 @@ class Steps:
         self.note('step', 'DriverObject->DriverUnload (the stub, then the framework, then EvtDriverUnload)')
         if self.script.detector == ('leak', None):
             self.pool.skip_frees = 1
+        self.wdf.remove_device()                  # PnP removes the device before the driver unloads
+        events = len(self.wdf.events)
         if self.step(self._call_unload()) is None:
             return
         self.loaded = False
         self.result.unloads += 1
+        self.check_unbound_after_unload(events)
         self.check_gone('after unload')
 
     def check_gone(self, when):
@@ -175,6 +194,13 @@ class Steps:
             self.hot_add(args if n == 0 else {})
             if self.result.violations:
                 return
+            if self.script.query_after_each:
+                self.query(None, 'line %d' % self.line, 'hot-add')
+                if self.result.violations:
+                    return
+
+    def do_query(self, args):
+        self.query(args['bytes'], 'line %d' % self.line)
 
     def hot_add(self, fault):
         k = self.kernel
@@ -263,9 +289,13 @@ class Steps:
 
     # -- the end -------------------------------------------------------------------------------------------
     def end(self):
-        """As the simulator ends a script: unload if loaded, the other drivers
-        deregister; then every fault must have fired and the pool be empty."""
+        """As the simulator ends a script: unload if loaded (and query after it
+        with --query-after-each), the other drivers deregister; then every
+        fault must have fired and the pool be empty."""
+        loaded = self.loaded
         self.unload()
+        if loaded and self.script.query_after_each and not self.result.violations:
+            self.query(None, 'end of session', 'unload')
         if self.result.violations:
             return
         for name, other in self.others.items():
