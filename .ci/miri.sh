@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Miri (nightly): undefined behaviour, aliasing and provenance in the
-# engine's unsafe code, run on its tests. docs/reliability.md §4 has the
+# engine's unsafe code, run on its tests. docs/reliability.md §6 has the
 # figures.
 #
 # Every run has -Zmiri-strict-provenance (no integer becomes a pointer) and
