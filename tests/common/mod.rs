@@ -195,7 +195,7 @@ impl ProbeLedger {
         if foreign.is_null() {
             return false;
         }
-        // SAFETY: made by `Box::leak` in `Probe::init` and refused by the
+        // SAFETY: made by `Box::into_raw` in `Probe::init` and refused by the
         // engine (the test checks that), so nothing else refers to it; swapped
         // out above, so freed once.
         drop(unsafe { Box::from_raw(foreign) });
@@ -276,9 +276,15 @@ impl Hooks for Probe {
         match self.take(cpu.index, |f| !matches!(f, ProbeFault::StartingFails(_))) {
             Some(ProbeFault::InitFails(status)) => Err(status),
             Some(ProbeFault::InitReturnsForeign) => {
-                let foreign = Box::leak(Box::new(ProbeValue::new(cpu.index, &self.ledger)));
-                self.ledger.foreign.store(std::ptr::from_mut(foreign), Ordering::Relaxed);
-                Ok(foreign)
+                // The pointer the ledger keeps and the reference returned
+                // both come from the raw pointer (the reference is derived
+                // from it), so freeing through the pointer later is valid
+                // under Stacked Borrows (Miri, `.ci/miri.sh`).
+                let foreign = Box::into_raw(Box::new(ProbeValue::new(cpu.index, &self.ledger)));
+                self.ledger.foreign.store(foreign, Ordering::Relaxed);
+                // SAFETY: just allocated, not freed before the test's
+                // `free_foreign`, which runs after the engine let go of it.
+                Ok(unsafe { &mut *foreign })
             }
             _ => Ok(place.write(ProbeValue::new(cpu.index, &self.ledger))),
         }

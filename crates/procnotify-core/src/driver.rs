@@ -13,14 +13,13 @@
 //! callback runs for existing processors before the handle is returned.
 
 use core::alloc::Layout;
-use core::cell::UnsafeCell;
 use core::ptr::{self, NonNull};
-use core::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
 
 use crate::engine::Context;
 use crate::hooks::Hooks;
 use crate::os::Os;
 use crate::pool::PoolAllocator;
+use crate::sync::{AtomicPtr, AtomicU8, Ordering, UnsafeCell};
 use crate::values::{Level, NtStatus};
 
 /// A loaded driver: a registered callback and the context it uses. Dropping
@@ -169,9 +168,15 @@ const LOADED: u8 = 2;
 /// Holds at most one [`Driver`] in a `static`, for `DriverEntry` and the
 /// unload routine to share. Load and unload are serialised by the I/O
 /// manager; the state word turns a violation into an error, not a race.
+///
+/// Its atomics and cell are loom's under `procnotify_loom` (`crate::sync`):
+/// the loom models race loads and unloads on it (`loom_tests::driver_cell`).
 pub struct DriverCell<O: Os, H: Hooks> {
-    /// `EMPTY`, `BUSY` or `LOADED`. Whoever moves it to `BUSY` (Acquire) owns
-    /// `driver` until it stores the next state (Release).
+    /// `EMPTY`, `BUSY` or `LOADED`. Whoever moves it to `BUSY` (an Acquire
+    /// compare-exchange in `load` or `unload`) owns `driver` until it stores
+    /// the next state (Release): each Release store pairs with the next
+    /// owner's Acquire, so the next owner's accesses to `driver` come after
+    /// the previous owner's.
     state: AtomicU8,
     driver: UnsafeCell<Option<Driver<O, H>>>,
     /// The loaded context's address, for debuggers; null otherwise. Stored
@@ -193,7 +198,14 @@ impl<O: Os, H: Hooks> Default for DriverCell<O, H> {
 
 impl<O: Os, H: Hooks> DriverCell<O, H> {
     /// An empty cell.
+    #[cfg(not(procnotify_loom))]
     pub const fn new() -> Self {
+        Self { state: AtomicU8::new(EMPTY), driver: UnsafeCell::new(None), address: AtomicPtr::new(ptr::null_mut()) }
+    }
+
+    /// An empty cell (loom's atomics cannot be built in a `const fn`).
+    #[cfg(procnotify_loom)]
+    pub fn new() -> Self {
         Self { state: AtomicU8::new(EMPTY), driver: UnsafeCell::new(None), address: AtomicPtr::new(ptr::null_mut()) }
     }
 
@@ -201,6 +213,9 @@ impl<O: Os, H: Hooks> DriverCell<O, H> {
     /// [`Driver::load`] reported, with the cell left empty;
     /// `STATUS_DEVICE_BUSY` if the cell is not empty.
     pub fn load(&self, os: O, hooks: H) -> NtStatus {
+        // Acquire: pairs with the Release store that emptied the cell (the
+        // last unload's `take`, or a failed load), so this write of `driver`
+        // comes after that owner's accesses.
         if self.state.compare_exchange(EMPTY, BUSY, Ordering::Acquire, Ordering::Relaxed).is_err() {
             crate::trace::log(&os, Level::Error, format_args!("load while already loaded"));
             return NtStatus::DEVICE_BUSY;
@@ -209,12 +224,13 @@ impl<O: Os, H: Hooks> DriverCell<O, H> {
             Ok(driver) => {
                 self.address.store(driver.context.as_ptr(), Ordering::Relaxed);
                 // SAFETY: this thread owns `driver` while the state is BUSY.
-                unsafe { *self.driver.get() = Some(driver) };
+                self.driver.with_mut(|cell| unsafe { *cell = Some(driver) });
                 (NtStatus::SUCCESS, LOADED)
             }
             Err(status) => (status, EMPTY),
         };
-        // Release: hands the stored driver to the next owner.
+        // Release: hands the stored driver to the next owner (pairs with the
+        // Acquire compare-exchange of the next `unload` or `load`).
         self.state.store(next, Ordering::Release);
         status
     }
@@ -226,29 +242,41 @@ impl<O: Os, H: Hooks> DriverCell<O, H> {
     /// called from inside the driver's own callback, which deregistration
     /// would wait for forever ([`Context::in_own_callback`]).
     pub fn unload(&self) -> bool {
+        // Acquire: pairs with the Release store that published `LOADED` (the
+        // load, or a refused unload), so the accesses to `driver` below come
+        // after that owner's.
         if self.state.compare_exchange(LOADED, BUSY, Ordering::Acquire, Ordering::Relaxed).is_err() {
             return false;
         }
-        // SAFETY: this thread owns `driver` while the state is BUSY.
-        let driver = unsafe { &*self.driver.get() };
-        if let Some(context) = driver.as_ref().map(Driver::context)
-            && context.in_own_callback()
-        {
-            context.log(Level::Error, format_args!("unload refused: called from inside the driver's own callback"));
-            // Release: hands the driver back, unchanged.
+        let refused = self.driver.with(|driver| {
+            // SAFETY: this thread owns `driver` while the state is BUSY.
+            let Some(context) = unsafe { &*driver }.as_ref().map(Driver::context) else { return false };
+            let refused = context.in_own_callback();
+            if refused {
+                context.log(Level::Error, format_args!("unload refused: called from inside the driver's own callback"));
+            }
+            refused
+        });
+        if refused {
+            // Release: hands the driver back, unchanged (pairs with the next
+            // owner's Acquire, which must come after the read above).
             self.state.store(LOADED, Ordering::Release);
             return false;
         }
         self.address.store(ptr::null_mut(), Ordering::Relaxed);
         // SAFETY: this thread owns `driver` while the state is BUSY.
-        let driver = unsafe { (*self.driver.get()).take() };
+        let driver = self.driver.with_mut(|driver| unsafe { (*driver).take() });
         drop(driver);
+        // Release: pairs with the next `load`'s Acquire, whose write of
+        // `driver` must come after the `take` above.
         self.state.store(EMPTY, Ordering::Release);
         true
     }
 
     /// Whether a driver is loaded right now.
     pub fn is_loaded(&self) -> bool {
+        // Relaxed: a snapshot that publishes nothing (nothing is read
+        // through it).
         self.state.load(Ordering::Relaxed) == LOADED
     }
 

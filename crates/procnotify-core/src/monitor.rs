@@ -11,12 +11,12 @@
 
 use core::mem::MaybeUninit;
 use core::ptr::{self, NonNull};
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crate::driver::{Driver, DriverCell};
 use crate::hooks::{Cpu, Hooks};
 use crate::identity::{Identity, Name, PoolTag};
 use crate::os::Os;
+use crate::sync::{AtomicU32, AtomicU64, Ordering};
 use crate::trace;
 use crate::values::{Level, NtStatus, ProcNumber};
 
@@ -102,7 +102,9 @@ pub struct Counters {
 ///
 /// The counters are written by the serialised hooks (and `visits` by the DPC
 /// on the processor itself) and read by anyone: `Relaxed` throughout, they
-/// are statistics and publish nothing.
+/// are statistics and publish nothing. (A reader that saw the slot
+/// `Starting` or `Online` nevertheless sees the `starting` hook's count: the
+/// slot state's Release/Acquire orders it, as the loom models check.)
 #[repr(C)]
 pub struct PerProcessor<D> {
     dpc: D,

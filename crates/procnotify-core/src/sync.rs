@@ -7,10 +7,10 @@
 //! pointer that escaped the closure would be invisible to its race detector).
 
 #[cfg(procnotify_loom)]
-pub(crate) use loom::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU32, AtomicUsize};
+pub(crate) use loom::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU32, AtomicU64, AtomicUsize};
 
 #[cfg(not(procnotify_loom))]
-pub(crate) use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU32, AtomicUsize};
+pub(crate) use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU32, AtomicU64, AtomicUsize};
 
 pub(crate) use core::sync::atomic::Ordering;
 
@@ -22,11 +22,16 @@ pub(crate) struct UnsafeCell<T>(
 );
 
 impl<T> UnsafeCell<T> {
+    /// `const` in real builds, for a `static` [`DriverCell`](crate::DriverCell).
+    #[cfg(not(procnotify_loom))]
+    pub(crate) const fn new(value: T) -> Self {
+        Self(core::cell::UnsafeCell::new(value))
+    }
+
+    /// Loom's cells are created inside a model, never in a `static`.
+    #[cfg(procnotify_loom)]
     pub(crate) fn new(value: T) -> Self {
-        #[cfg(procnotify_loom)]
-        return Self(loom::cell::UnsafeCell::new(value));
-        #[cfg(not(procnotify_loom))]
-        return Self(core::cell::UnsafeCell::new(value));
+        Self(loom::cell::UnsafeCell::new(value))
     }
 
     /// Runs `f` with a pointer for shared (read) access; loom records a

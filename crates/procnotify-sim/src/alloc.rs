@@ -21,7 +21,7 @@ use std::ptr::NonNull;
 use std::string::String;
 use std::sync::Arc;
 
-use parking_lot::{Mutex, MutexGuard};
+use crate::locks::{Mutex, MutexGuard};
 use std::vec::Vec;
 
 use procnotify_core::{AllocError, PoolAllocator, PoolTag};

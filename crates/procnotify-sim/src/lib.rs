@@ -31,6 +31,7 @@ mod alloc;
 pub mod cli;
 mod kernel;
 pub mod kit;
+mod locks;
 mod os;
 pub mod query;
 pub mod script;

@@ -1,228 +1,91 @@
-//! The engine end to end over a loom-aware fake OS, [`LoomOs`]:
-//!
-//! - `register` delivers the existing processors' notifications
-//!   synchronously, as Windows does; a "kernel" thread delivers a hot-add's
-//!   notifications under the registration lock, which `deregister` takes (so
-//!   deregistration waits for a running callback, as
-//!   `KeDeregisterProcessorChangeCallback` does);
-//! - the hooks' `online` queues a DPC (the value's address, as
-//!   `PerProcessor::from_context` finds it); a "DPC" thread runs queued DPCs
-//!   under the DPC lock, which `flush_deferred` takes and empties (so no DPC
-//!   runs after the flush, as `KeFlushQueuedDpcs` guarantees);
-//! - dropping the OS (part of the context) marks the context freed: a
-//!   callback or DPC that finds it freed fails the model.
+//! The engine end to end over the fake kernel of [`super::kernel`]: a
+//! reader racing a hot-add's callback (with one first slot, and with the
+//! production layout, whose first segment holds the processors present at
+//! load), and unload racing a callback and a DPC.
 
-use core::cell::Cell;
-use core::fmt;
-use core::mem::MaybeUninit;
-use core::ptr::NonNull;
-use std::vec::Vec;
+use loom::sync::Arc;
+use loom::sync::atomic::Ordering;
 
-use loom::sync::atomic::{AtomicBool, Ordering};
-use loom::sync::{Arc, Mutex};
-
-use super::{Heap, Outcomes, Probe, explore, spawn};
+use super::kernel::{Kernel, LoomOs, ProbeHooks, on_cpu};
+use super::{Outcomes, explore, spawn};
 use crate::driver::Driver;
-use crate::hooks::{Cpu, Hooks};
 use crate::lifecycle::SlotState;
-use crate::os::{Os, Sink};
-use crate::values::{Level, NotifyState, NtStatus, RawNotification};
-
-loom::thread_local! {
-    /// The simulated processor a model thread runs on.
-    static CPU: Cell<u32> = Cell::new(0);
-}
-
-fn on_cpu<R>(cpu: u32, f: impl FnOnce() -> R) -> R {
-    CPU.with(|current| current.set(cpu));
-    f()
-}
-
-/// Calls a registered sink, erased to its address.
-type Deliver = unsafe fn(usize, RawNotification) -> Option<NtStatus>;
-
-/// # Safety
-///
-/// `sink` is the address of a live `S`.
-unsafe fn deliver<S: Sink>(sink: usize, n: RawNotification) -> Option<NtStatus> {
-    // SAFETY: the caller's contract.
-    unsafe { &*(sink as *const S) }.on_notification(n)
-}
-
-/// What the fake kernel shares between its threads.
-#[derive(Default)]
-struct Kernel {
-    /// The registered sink (`\Callback\ProcessorAdd`).
-    registration: Mutex<Option<(usize, Deliver)>>,
-    /// Queued DPCs: the address of the value each one visits.
-    dpcs: Mutex<Vec<usize>>,
-    /// Set when the context is being freed (its OS is dropped).
-    freed: AtomicBool,
-}
-
-impl Kernel {
-    /// A hot-add of `index` as the kernel delivers it: `AddStart` then
-    /// `AddComplete` to the registered callback, if any. Whether there was one.
-    fn hot_add(&self, index: u32) -> bool {
-        let registration = self.registration.lock().expect("registration lock");
-        if let Some((sink, deliver)) = *registration {
-            assert!(!self.freed.load(Ordering::SeqCst), "callback into a freed context");
-            for state in [NotifyState::AddStart, NotifyState::AddComplete] {
-                // SAFETY: registered, and deregistration waits for this lock.
-                assert_eq!(unsafe { deliver(sink, RawNotification::dense(state, index)) }, None);
-            }
-        }
-        registration.is_some()
-    }
-
-    /// The DPC processor: runs the oldest queued DPC, if any. Whether it ran one.
-    fn run_dpc(&self) -> bool {
-        let mut dpcs = self.dpcs.lock().expect("DPC lock");
-        if !dpcs.is_empty() {
-            let value = dpcs.remove(0);
-            assert!(!self.freed.load(Ordering::SeqCst), "DPC on a freed context");
-            // SAFETY: `flush_deferred` empties the queue under this lock
-            // before the context is freed.
-            let probe = unsafe { &*(value as *const Probe) };
-            on_cpu(probe.tag(), || probe.visit());
-            return true;
-        }
-        false
-    }
-}
-
-struct LoomOs {
-    kernel: Arc<Kernel>,
-    /// Processors present at registration.
-    boot: u32,
-}
-
-impl Drop for LoomOs {
-    fn drop(&mut self) {
-        self.kernel.freed.store(true, Ordering::SeqCst);
-    }
-}
-
-// SAFETY: `register` calls back only with the given sink; `deregister` and
-// `flush_deferred` wait for running callbacks and DPCs (their locks) and no
-// callback or DPC runs after them.
-unsafe impl Os for LoomOs {
-    type Identity = crate::monitor::Procnotify;
-    type Allocator = Heap;
-    type Registration = ();
-
-    fn allocator(&self) -> Heap {
-        Heap
-    }
-    fn max_processors(&self) -> u32 {
-        4
-    }
-    fn current_processor(&self) -> u32 {
-        CPU.with(Cell::get)
-    }
-    fn log(&self, _: Level, _: fmt::Arguments<'_>) {}
-
-    unsafe fn register<S: Sink>(&self, sink: NonNull<S>) -> Option<()> {
-        let sink = sink.as_ptr() as usize;
-        let mut registration = self.kernel.registration.lock().expect("registration lock");
-        *registration = Some((sink, deliver::<S>));
-        for state in [NotifyState::AddStart, NotifyState::AddComplete] {
-            for index in 0..self.boot {
-                // SAFETY: the caller keeps the sink alive while registered.
-                assert_eq!(unsafe { deliver::<S>(sink, RawNotification::dense(state, index)) }, None);
-            }
-        }
-        Some(())
-    }
-
-    fn deregister(&self, (): ()) {
-        // Waits for a callback holding the lock; none runs afterwards.
-        *self.kernel.registration.lock().expect("registration lock") = None;
-    }
-
-    fn flush_deferred(&self) {
-        // Waits for a running DPC; none runs afterwards.
-        self.kernel.dpcs.lock().expect("DPC lock").clear();
-    }
-}
-
-/// Hooks that write through loom-tracked cells: `init` the tag, `starting`
-/// the armed flag; `online` queues a DPC.
-struct ProbeHooks {
-    kernel: Arc<Kernel>,
-}
-
-impl Hooks for ProbeHooks {
-    type Value = Probe;
-
-    fn init<'a>(&self, cpu: Cpu, place: &'a mut MaybeUninit<Probe>) -> Result<&'a mut Probe, NtStatus> {
-        Ok(Probe::init(place, cpu.index))
-    }
-
-    fn starting(&self, _: Cpu, value: &Probe) -> Result<(), NtStatus> {
-        value.arm();
-        Ok(())
-    }
-
-    fn online(&self, _: Cpu, value: &Probe) {
-        self.kernel.dpcs.lock().expect("DPC lock").push(core::ptr::from_ref(value) as usize);
-    }
-}
 
 type LoomDriver = Driver<LoomOs, ProbeHooks>;
 
-fn load(kernel: &Arc<Kernel>, boot: u32) -> LoomDriver {
-    let os = LoomOs { kernel: Arc::clone(kernel), boot };
-    Driver::load(os, ProbeHooks { kernel: Arc::clone(kernel) }).expect("load")
+fn load(os: LoomOs) -> LoomDriver {
+    let hooks = ProbeHooks { kernel: Arc::clone(&os.kernel) };
+    Driver::load(os, hooks).expect("load")
 }
 
-/// While the kernel hot-adds processor 1 through the registered callback, a
-/// reader on processor 1 sees no slot, a slot still `Vacant` (its hooks
-/// running), or a `Starting`/`Online` slot whose `starting` hook's write it
-/// sees; `context.current()` agrees. Catches a Relaxed state store or load
-/// (and the link's, through the tag).
-#[test]
-fn loom_reader_sees_starting_hooks_writes() {
-    static SEEN: Outcomes<3> = Outcomes::new();
-    explore("reader_sees_starting_hooks_writes", 360, || {
+/// With `boot` processors present at load and `active` reported (the first
+/// segment), while the kernel hot-adds the next processor `index` (1 when
+/// none was present) through the registered callback, a reader on `index`
+/// sees no slot, a slot still `Vacant` (its hooks running), or a
+/// `Starting`/`Online` slot whose `starting` hook's write it sees;
+/// `context.current()` agrees; the next index (never added) has no slot.
+fn reader_sees_starting_hooks_writes(name: &str, floor: usize, (boot, active): (u32, u32), seen: &'static Outcomes<3>) {
+    let index = boot.max(1);
+    explore(name, floor, move || {
         let kernel = Arc::new(Kernel::default());
-        let driver = Arc::new(load(&kernel, 0));
+        let driver = Arc::new(load(LoomOs::new(&kernel, boot).active(active)));
+        assert_eq!(driver.context().table().first_segment(), active);
         let callback = {
             let kernel = Arc::clone(&kernel);
             spawn(move || {
-                assert!(kernel.hot_add(1));
+                assert!(kernel.hot_add(index));
             })
         };
         let reader = {
             let driver = Arc::clone(&driver);
             spawn(move || {
                 let context = driver.context();
-                match context.table().get(1) {
-                    None => SEEN.hit(0),
+                match context.table().get(index) {
+                    None => seen.hit(0),
                     Some(slot) => {
-                        assert_eq!(slot.value().tag(), 1);
+                        assert_eq!(slot.value().tag(), index);
                         if slot.state() == SlotState::Vacant {
-                            SEEN.hit(1);
+                            seen.hit(1);
                         } else {
                             assert_eq!(slot.value().armed(), 1, "published state without the hook's write");
-                            SEEN.hit(2);
+                            seen.hit(2);
                         }
                     }
                 }
-                if let Some(probe) = on_cpu(1, || context.current()) {
-                    assert_eq!(probe.tag(), 1);
+                if let Some(probe) = on_cpu(index, || context.current()) {
+                    assert_eq!(probe.tag(), index);
                 }
+                assert!(context.table().get(index + 1).is_none());
             })
         };
         callback.join().expect("callback");
         reader.join().expect("reader");
-        let slot = driver.context().table().get(1).expect("linked");
+        let slot = driver.context().table().get(index).expect("linked");
         assert_eq!(slot.state(), SlotState::Online);
-        assert_eq!(driver.context().present(), 1);
+        assert_eq!(driver.context().present(), boot + 1);
         Arc::try_unwrap(driver).ok().expect("last reference").unload();
         assert!(kernel.freed.load(Ordering::SeqCst));
     });
-    SEEN.assert_all("reader_sees_starting_hooks_writes", ["no slot", "linked, hooks running", "published"]);
+    seen.assert_all(name, ["no slot", "linked, hooks running", "published"]);
+}
+
+/// Processor 1 hot-added after a load with none present (first segment of
+/// one slot). Catches a Relaxed state store or load (and the link's,
+/// through the tag).
+#[test]
+fn loom_reader_sees_starting_hooks_writes() {
+    static SEEN: Outcomes<3> = Outcomes::new();
+    reader_sees_starting_hooks_writes("reader_sees_starting_hooks_writes", 360, (0, 1), &SEEN);
+}
+
+/// The production layout (`Context::new` passes the active processors to
+/// `Table::with_first_segment`): two processors present at load share the
+/// first segment of two slots; the reader races the hot-add of processor
+/// 2, the first of a new segment, whose neighbour 3 stays unlinked.
+#[test]
+fn loom_reader_sees_starting_hooks_writes_production_layout() {
+    static SEEN: Outcomes<3> = Outcomes::new();
+    reader_sees_starting_hooks_writes("reader_sees_starting_hooks_writes_production_layout", 360, (2, 2), &SEEN);
 }
 
 /// Unload races a hot-add callback and the DPC processor. Neither may run on
@@ -235,7 +98,7 @@ fn loom_unload_waits_for_callback_and_dpc() {
     explore("unload_waits_for_callback_and_dpc", 2400, || {
         let kernel = Arc::new(Kernel::default());
         // Processor 0 comes up during registration and queues a DPC.
-        let driver = load(&kernel, 1);
+        let driver = load(LoomOs::new(&kernel, 1));
         // Plain `loom::thread::spawn`, not `super::spawn`: the spawner's
         // yield would let both threads take their lock before the unload in
         // every execution (measured: "callback after deregistration" never
@@ -246,8 +109,8 @@ fn loom_unload_waits_for_callback_and_dpc() {
             loom::thread::spawn(move || SEEN.hit(usize::from(kernel.hot_add(1))))
         };
         let dpc = {
-            let kernel = Arc::clone(&kernel);
-            loom::thread::spawn(move || SEEN.hit(2 + usize::from(kernel.run_dpc())))
+            let os = LoomOs::observer(&kernel);
+            loom::thread::spawn(move || SEEN.hit(2 + usize::from(os.kernel.run_dpc(&os).is_some())))
         };
         driver.unload();
         assert!(kernel.freed.load(Ordering::SeqCst));

@@ -17,15 +17,33 @@
 //! explores one execution (tokio-rs/loom#392) proves nothing. See [`spawn`]
 //! for the workaround.
 //!
-//! The models are exhaustive (no preemption bound) unless
-//! `LOOM_MAX_PREEMPTIONS` sets one; then the floors do not apply and the
-//! counts are only printed.
+//! The models are exhaustive (no preemption bound) unless they set their
+//! own bound or `LOOM_MAX_PREEMPTIONS` sets one; with the environment's
+//! bound the floors do not apply and the counts are only printed.
 //!
-//! `.ci/loom-mutations.py` weakens each `Release`/`Acquire` of the table to
-//! `Relaxed` in turn and checks that some model here fails
-//! (docs/reliability.md has the table).
+//! Where the models are:
+//!
+//! - `table`: the table alone (the link, the writer token), with one first
+//!   slot and with the production layout (a first segment of several);
+//! - `engine`: the engine end to end over the fake kernel of `kernel`
+//!   (`Driver::load`, a hot-add's callback, readers, unload racing a
+//!   callback and a DPC);
+//! - `monitor`: procnotify's own hooks, their DPC's routine on another
+//!   thread, readers racing the hooks that run after the state store, a
+//!   failed add and a second `AddStart` under a reader;
+//! - `driver_cell`: `DriverCell`'s state word, loads and unloads racing.
+//!
+//! Some models bound loom's preemptions (`explore_bounded`) to keep their
+//! run short; their floors apply to that bounded search.
+//!
+//! `.ci/loom-mutations.py` finds every `Release`/`Acquire`/`AcqRel`/`SeqCst`
+//! in the crate's non-test code, weakens each to `Relaxed` in turn and
+//! checks that some model here fails (docs/reliability.md has the table).
 
+mod driver_cell;
 mod engine;
+mod kernel;
+mod monitor;
 mod table;
 
 use core::alloc::Layout;
@@ -72,21 +90,45 @@ pub(crate) fn spawn<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -
     handle
 }
 
-/// Runs `f` under loom and returns the number of executions explored;
-/// fails when that is below `floor` (unless `LOOM_MAX_PREEMPTIONS` bounds
-/// the search).
+/// Runs `f` under loom, exhaustively, and returns the number of executions
+/// explored; fails when that is below `floor` (unless `LOOM_MAX_PREEMPTIONS`
+/// bounds the search).
 pub(crate) fn explore(name: &str, floor: usize, f: impl Fn() + Sync + Send + 'static) -> usize {
+    explore_with(name, floor, None, f)
+}
+
+/// [`explore`] with loom's preemption bound set to `bound` (a thread is
+/// preempted at most `bound` times per execution), for models whose
+/// exhaustive search takes too long. The bound is the model's own, so the
+/// count is as repeatable as an exhaustive one and the floor applies
+/// (unless `LOOM_MAX_PREEMPTIONS` overrides the bound).
+pub(crate) fn explore_bounded(name: &str, floor: usize, bound: usize, f: impl Fn() + Sync + Send + 'static) -> usize {
+    explore_with(name, floor, Some(bound), f)
+}
+
+fn explore_with(name: &str, floor: usize, bound: Option<usize>, f: impl Fn() + Sync + Send + 'static) -> usize {
     let runs = StdArc::new(AtomicUsize::new(0));
     let counter = StdArc::clone(&runs);
-    let builder = loom::model::Builder::new();
-    let bounded = builder.preemption_bound.is_some();
+    let mut builder = loom::model::Builder::new();
+    let from_env = builder.preemption_bound.is_some();
+    if !from_env {
+        builder.preemption_bound = bound;
+    }
+    let started = std::time::Instant::now();
     builder.check(move || {
         counter.fetch_add(1, StdOrdering::Relaxed);
         f();
     });
     let explored = runs.load(StdOrdering::Relaxed);
-    std::println!("loom model {name}: {explored} executions explored (floor {floor})");
-    if !bounded {
+    let search = match builder.preemption_bound {
+        None => std::string::String::from("exhaustive"),
+        Some(bound) => std::format!("preemption bound {bound}"),
+    };
+    std::println!(
+        "loom model {name}: {explored} executions explored (floor {floor}, {search}) in {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
+    if !from_env {
         assert!(explored >= floor, "loom model {name} explored {explored} executions, fewer than its floor {floor}");
     }
     explored

@@ -12,8 +12,10 @@ use crate::values::ProcNumber;
 
 type ProbeTable = Table<Probe, Heap>;
 
-fn table() -> Arc<ProbeTable> {
-    Arc::new(Table::new(4, Heap).expect("index"))
+/// A table for 4 processors whose first segment holds `first` slots
+/// (`Context::new` passes the processors active at load).
+fn table(first: u32) -> Arc<ProbeTable> {
+    Arc::new(Table::with_first_segment(4, first, Heap).expect("index"))
 }
 
 /// Links `index` with a probe tagged `index`, if this thread gets the writer.
@@ -32,7 +34,7 @@ fn insert(table: &ProbeTable, index: u32) -> bool {
 fn loom_reader_sees_no_slot_or_a_whole_one() {
     static SEEN: Outcomes<2> = Outcomes::new();
     explore("reader_sees_no_slot_or_a_whole_one", 100, || {
-        let table = table();
+        let table = table(1);
         let writer = {
             let table = Arc::clone(&table);
             spawn(move || {
@@ -61,15 +63,17 @@ fn loom_reader_sees_no_slot_or_a_whole_one() {
     SEEN.assert_all("reader_sees_no_slot_or_a_whole_one", ["no slot", "whole slot"]);
 }
 
-/// Two threads race for the writer, with no other synchronisation, to link
-/// `first` and `second`. Whoever gets it links its slot; a refused thread
+/// Two threads race for the writer of a table whose first segment holds
+/// `segment` slots, with no other synchronisation, to link `first` and
+/// `second` (`layout`). Whoever gets it links its slot; a refused thread
 /// links nothing. When both got it (one after the other), the second saw
 /// the first's segment directory: a segment is allocated once, and nothing
 /// leaks (loom's tracked heap). Catches a Relaxed
 /// `writing` swap or store (the directory read is then unordered).
-fn successive_writers(name: &str, floor: usize, first: u32, second: u32, slots: u32, seen: &'static Outcomes<2>) {
+fn successive_writers(name: &str, floor: usize, layout: (u32, u32, u32), slots: u32, seen: &'static Outcomes<2>) {
+    let (segment, first, second) = layout;
     explore(name, floor, move || {
-        let table = table();
+        let table = table(segment);
         let start = |index| {
             let table = Arc::clone(&table);
             spawn(move || insert(&table, index))
@@ -97,14 +101,22 @@ fn successive_writers(name: &str, floor: usize, first: u32, second: u32, slots: 
 fn loom_successive_writers_same_segment() {
     // Indices 2 and 3: segment 2 (2 slots), allocated once.
     static SEEN: Outcomes<2> = Outcomes::new();
-    successive_writers("successive_writers_same_segment", 150, 2, 3, 2, &SEEN);
+    successive_writers("successive_writers_same_segment", 150, (1, 2, 3), 2, &SEEN);
 }
 
 #[test]
 fn loom_successive_writers_different_segments() {
     // Indices 1 (segment 1, 1 slot) and 2 (segment 2, 2 slots).
     static SEEN: Outcomes<2> = Outcomes::new();
-    successive_writers("successive_writers_different_segments", 150, 1, 2, 3, &SEEN);
+    successive_writers("successive_writers_different_segments", 150, (1, 1, 2), 3, &SEEN);
+}
+
+#[test]
+fn loom_successive_writers_production_layout() {
+    // A first segment of 2 slots (two processors present at load): index 1
+    // in segment 0 (2 slots), index 2 in segment 1 (2 slots).
+    static SEEN: Outcomes<2> = Outcomes::new();
+    successive_writers("successive_writers_production_layout", 150, (2, 1, 2), 4, &SEEN);
 }
 
 /// The workaround for tokio-rs/loom#392, checked on the issue's own

@@ -11,7 +11,7 @@ use std::string::{String, ToString};
 use std::sync::Arc;
 use std::vec::Vec;
 
-use parking_lot::Mutex;
+use crate::locks::Mutex;
 use procnotify_core::{NotifyState, NtStatus};
 
 use super::step::Origin;

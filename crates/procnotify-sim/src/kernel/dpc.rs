@@ -18,7 +18,7 @@ use std::num::NonZeroUsize;
 use std::ptr::NonNull;
 use std::sync::Arc;
 
-use parking_lot::{Condvar, Mutex};
+use crate::locks::{Condvar, Mutex};
 
 use super::{Inner, SimKernel, lock};
 use crate::alloc::SimAllocator;

@@ -19,9 +19,8 @@ use std::string::String;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
 
-// parking_lot rather than std's locks: compiled from source, its atomics are
-// instrumented under ThreadSanitizer, so TSan sees the simulator's locking.
-use parking_lot::{Mutex, MutexGuard};
+// parking_lot's locks (std's under Miri): see `crate::locks`.
+use crate::locks::{Mutex, MutexGuard};
 use std::vec::Vec;
 
 use procnotify_core::{GROUP_SIZE, MAX_PROCESSORS, ProcNumber};

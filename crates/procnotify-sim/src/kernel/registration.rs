@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::vec::Vec;
 
-use parking_lot::{Condvar, Mutex};
+use crate::locks::{Condvar, Mutex};
 use procnotify_core::{ADD_EXISTING, NotifyState as Kind, NtStatus, ProcNumber};
 
 use super::{KernelEvent, SimEvent, SimKernel, lock};

@@ -8,7 +8,7 @@ use std::string::String;
 use std::sync::Arc;
 use std::vec::Vec;
 
-use parking_lot::Mutex;
+use crate::locks::Mutex;
 use procnotify_core::{NotifyState, NtStatus, Slot, SlotState};
 
 use super::model::{Model, Reg, Value};
