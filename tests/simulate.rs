@@ -13,36 +13,16 @@
 //! the DPC's `visit` lines after each step that brought a processor online;
 //! unload: deregistration returns before the slots are freed (§4).
 
+#[path = "simulate/harness.rs"]
+mod harness;
 #[path = "simulate/schema.rs"]
 mod schema;
 
 use std::path::{Path, PathBuf};
 
+use harness::{line, simulate, temp_file};
 use procnotify_sim::cli;
 use serde_json::{Value, json};
-
-struct Outcome {
-    code: u8,
-    out: String,
-    err: String,
-}
-
-fn simulate(args: &[&str]) -> Outcome {
-    let mut out = Vec::new();
-    let mut err = Vec::new();
-    let code = cli::main(std::iter::once("simulate").chain(args.iter().copied()), &mut out, &mut err);
-    Outcome { code, out: String::from_utf8(out).unwrap(), err: String::from_utf8(err).unwrap() }
-}
-
-fn line(command: &str) -> Outcome {
-    simulate(&command.split_whitespace().collect::<Vec<_>>())
-}
-
-fn temp_file(name: &str, bytes: &[u8]) -> PathBuf {
-    let path = std::env::temp_dir().join(format!("procnotify-simulate-{}-{name}", std::process::id()));
-    std::fs::write(&path, bytes).unwrap();
-    path
-}
 
 fn example_scripts() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/scripts");

@@ -3,39 +3,12 @@
 //! script on standard input, numbers out of range, `--print-script` and
 //! errors with `--format json`, conflicting or impossible flags, and `-q`.
 
+#[path = "simulate/harness.rs"]
+mod harness;
 #[path = "simulate/schema.rs"]
 mod schema;
 
-use std::path::PathBuf;
-
-use procnotify_sim::cli;
-
-struct Outcome {
-    code: u8,
-    out: String,
-    err: String,
-}
-
-fn simulate_with_stdin(args: &[&str], stdin: &[u8]) -> Outcome {
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let args = std::iter::once("simulate").chain(args.iter().copied());
-    let code = cli::main_with_stdin(args, &mut &*stdin, &mut out, &mut err);
-    Outcome { code, out: String::from_utf8(out).unwrap(), err: String::from_utf8(err).unwrap() }
-}
-
-fn simulate(args: &[&str]) -> Outcome {
-    simulate_with_stdin(args, b"")
-}
-
-fn line(command: &str) -> Outcome {
-    simulate(&command.split_whitespace().collect::<Vec<_>>())
-}
-
-fn temp_file(name: &str, bytes: &[u8]) -> PathBuf {
-    let path = std::env::temp_dir().join(format!("procnotify-simulate-input-{}-{name}", std::process::id()));
-    std::fs::write(&path, bytes).unwrap();
-    path
-}
+use harness::{Outcome, line, simulate, simulate_with_stdin, temp_file};
 
 fn script(name: &str, bytes: &[u8], flags: &[&str]) -> Outcome {
     let path = temp_file(name, bytes);

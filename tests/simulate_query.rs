@@ -8,34 +8,18 @@
 //! reply is what `procnotify-ctl` prints for the same bytes is checked in
 //! `crates/procnotify-ctl/tests/json_schema.rs`.
 
+#[path = "simulate/harness.rs"]
+mod harness;
 #[path = "simulate/schema.rs"]
 mod schema;
 
-use procnotify_sim::cli;
+use harness::{Outcome, line, simulate_with_stdin};
 use serde_json::{Value, json};
-
-struct Outcome {
-    code: u8,
-    out: String,
-    err: String,
-}
-
-fn simulate(args: &[&str]) -> Outcome {
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = cli::main(std::iter::once("simulate").chain(args.iter().copied()), &mut out, &mut err);
-    Outcome { code, out: String::from_utf8(out).unwrap(), err: String::from_utf8(err).unwrap() }
-}
-
-fn line(command: &str) -> Outcome {
-    simulate(&command.split_whitespace().collect::<Vec<_>>())
-}
 
 /// `simulate script` on `text` (standard input) with `flags`.
 fn script(text: &str, flags: &str) -> Outcome {
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let args = ["simulate", "script", "-"].into_iter().chain(flags.split_whitespace());
-    let code = cli::main_with_stdin(args, &mut text.as_bytes(), &mut out, &mut err);
-    Outcome { code, out: String::from_utf8(out).unwrap(), err: String::from_utf8(err).unwrap() }
+    let args: Vec<&str> = ["script", "-"].into_iter().chain(flags.split_whitespace()).collect();
+    simulate_with_stdin(&args, text.as_bytes())
 }
 
 /// The `== query` headings of a text output.
