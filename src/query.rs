@@ -1,17 +1,13 @@
-//! The driver's edge of `IOCTL_PROCNOTIFY_QUERY`: procnotify's table,
-//! statistics and per-processor counters mapped to the reply's plain
-//! [`Summary`] and [`Row`]s, then [`abi::encode`]. The simulator makes the
-//! same mapping (`procnotify_sim::query`), and its tests and fuzz target
-//! check the replies against the reference model.
-//!
-//! Wait-free: one `Acquire` load per index of the table's index (`Table::slots`),
-//! the slot's state (`Acquire`) and its counters and the callback's
-//! statistics (`Relaxed`); no lock, no allocation, no wait. A reply is a
-//! snapshot of each field, not of the whole table at one instant.
+//! The driver's edge of `IOCTL_PROCNOTIFY_QUERY`: the loaded engine's
+//! context handed to [`query::answer`], which maps procnotify's table,
+//! statistics and per-processor counters to the reply (wait-free; see
+//! there). The simulator answers through the same function
+//! (`procnotify_sim::query`), and its tests and fuzz target check the
+//! replies against the reference model.
 
-use crate::entry::{DRIVER, KERNEL};
-use procnotify_core::abi::{self, Encoded, Row, Summary};
-use procnotify_core::{NtStatus, Os};
+use crate::entry::DRIVER;
+use procnotify_core::abi::Encoded;
+use procnotify_core::{NtStatus, query};
 
 /// Encodes the loaded engine's table into `out`. `STATUS_DEVICE_NOT_READY`
 /// with nothing written if no engine is loaded (which cannot happen while a
@@ -28,29 +24,5 @@ pub fn answer(out: &mut [u8]) -> Encoded {
         out.fill(0);
         return Encoded { status: NtStatus::DEVICE_NOT_READY, written: 0, reply_size: 0 };
     };
-    let table = context.table();
-    let stats = context.stats();
-    let summary = Summary {
-        capacity: table.capacity(),
-        reported_max: KERNEL.max_processors(),
-        allocated_slots: table.allocated_slots(),
-        slot_bytes: u32::try_from(table.slot_bytes()).unwrap_or(u32::MAX),
-        index_bytes: u32::try_from(table.index_bytes()).unwrap_or(u32::MAX),
-        notifications: stats.notifications,
-        vetoes: stats.vetoes,
-        anomalies: stats.anomalies,
-    };
-    let rows = table.slots().map(|slot| {
-        let counters = slot.value().counters();
-        Row {
-            index: slot.index(),
-            number: slot.proc_number(),
-            state: slot.state(),
-            starts: counters.starts,
-            completes: counters.completes,
-            failures: counters.failures,
-            visits: counters.visits,
-        }
-    });
-    abi::encode(out, &summary, rows)
+    query::answer(context, out)
 }

@@ -35,8 +35,8 @@ fn check_every_length(driver: &SimDriver) -> usize {
     // What the driver's handler encodes: the table mapped to rows. The table
     // does not change during the sweep, so it is mapped once here; the live
     // mapping is compared with it at the boundary lengths below.
-    let summary = query::summary(driver);
-    let snapshot: Vec<_> = query::rows(driver.context().table()).collect();
+    let summary = procnotify_core::query::summary(driver.context());
+    let snapshot: Vec<_> = procnotify_core::query::rows(driver.context().table()).collect();
     let mut out = vec![0_u8; full + 2 * ROW_SIZE + 2];
     for len in 0..out.len() {
         let out = &mut out[..len];

@@ -39,9 +39,9 @@ use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicU32, Ordering};
 use std::hint::black_box;
 
-use procnotify_core::abi::{self, Row, Summary};
 use procnotify_core::monitor::{Monitor, PerProcessor, TargetedDpc};
 use procnotify_core::{Context, NtStatus, ProcNumber, RawNotification, Sink, Slot, Table};
+use procnotify_core::{abi, query};
 use procnotify_sim::kit::{Heap, MiniOs};
 
 /// A DPC that only counts how often it was queued (the Windows layer's is a
@@ -91,38 +91,14 @@ fn visit_path(context: &ProofContext) -> u64 {
 }
 
 /// The query handler's work (`IOCTL_PROCNOTIFY_QUERY`): check the request,
-/// map the table to rows and encode them into `out`, as the driver's
-/// `EvtIoDeviceControl` does. Returns the bytes written.
+/// then `query::answer` (the table mapped to rows, encoded into `out`), as
+/// the driver's `EvtIoDeviceControl` does. Returns the bytes written.
 #[inline(never)]
 fn query_path(context: &ProofContext, code: u32, input_len: usize, out: &mut [u8]) -> usize {
     if abi::check_request(code, input_len).is_err() {
         return 0;
     }
-    let table = context.table();
-    let stats = context.stats();
-    let summary = Summary {
-        capacity: table.capacity(),
-        reported_max: table.capacity(),
-        allocated_slots: table.allocated_slots(),
-        slot_bytes: u32::try_from(table.slot_bytes()).unwrap_or(u32::MAX),
-        index_bytes: u32::try_from(table.index_bytes()).unwrap_or(u32::MAX),
-        notifications: stats.notifications,
-        vetoes: stats.vetoes,
-        anomalies: stats.anomalies,
-    };
-    let rows = table.slots().map(|slot| {
-        let counters = slot.value().counters();
-        Row {
-            index: slot.index(),
-            number: slot.proc_number(),
-            state: slot.state(),
-            starts: counters.starts,
-            completes: counters.completes,
-            failures: counters.failures,
-            visits: counters.visits,
-        }
-    });
-    abi::encode(out, &summary, rows).written
+    query::answer(context, out).written
 }
 
 #[cfg(procnotify_no_panic_canary)]

@@ -59,8 +59,9 @@
 //!
 //! Beside them, [`abi`]: the wire format of the driver's user-mode query
 //! (`IOCTL_PROCNOTIFY_QUERY`), its encoder and decoder and the printed
-//! forms of the table. It uses plain values only; the driver maps its table
-//! to the query's rows at its edge.
+//! forms of the table. It uses plain values only; [`query`] maps a context
+//! whose values are procnotify's [`monitor::PerProcessor`]s to the query's
+//! header and rows, for the driver's handler and the simulator alike.
 //!
 //! # Example
 //!
@@ -134,6 +135,7 @@ pub mod log;
 pub mod monitor;
 pub mod os;
 pub mod pool;
+pub mod query;
 mod sync;
 pub mod table;
 pub mod trace;

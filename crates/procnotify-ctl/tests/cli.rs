@@ -1,6 +1,6 @@
 //! procnotify-ctl against replies the encoder wrote for tables the real
-//! engine built in the simulator (`procnotify_sim::query`, the driver's own
-//! mapping of the table to rows): the printed table is the simulator's, row
+//! engine built in the simulator (`procnotify_sim::query`: the driver's own
+//! mapping of the table to rows, `procnotify_core::query`): the printed table is the simulator's, row
 //! for row and as JSON; `check` passes and fails for the right reasons;
 //! `watch` shows a hot-add arrive; every error has its exit code and says
 //! what to do. The binary is run with `--reply FILE`, which works on any

@@ -6,8 +6,8 @@
 //! One definition for the driver (`src/entry.rs`), `procnotify-ctl` and the
 //! simulator: no other copy of these numbers or this layout exists. It
 //! depends on plain values only ([`ProcNumber`], [`SlotState`],
-//! [`NtStatus`](crate::NtStatus)), not on the engine: the driver maps its table to [`Row`]s
-//! and [`Summary`] at its edge and hands them to [`encode`].
+//! [`NtStatus`](crate::NtStatus)), not on the engine: [`crate::query`] maps a context's table to
+//! [`Row`]s and [`Summary`] and hands them to [`encode`].
 //!
 //! # The request
 //!
