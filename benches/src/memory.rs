@@ -25,9 +25,9 @@ use std::sync::atomic::AtomicPtr;
 use procnotify_core::table::CACHE_LINE;
 use procnotify_core::{Slot, Table};
 use procnotify_sim::SimAllocator;
-use procnotify_sim::kit::MiniOs;
 
 use crate::dpc::{self, Value};
+use crate::os::BenchOs;
 
 /// `MEMORY_ALLOCATION_ALIGNMENT` on 64-bit Windows: what `ExAllocatePool2`
 /// guarantees for any request (mirrors `procnotify-wdk`'s pool).
@@ -89,7 +89,7 @@ pub fn footprint(present: u32, at_load: u32, max: u32) -> Footprint {
     let pool = SimAllocator::new();
     let table =
         Table::<Value, SimAllocator>::with_first_segment(max, at_load, pool.clone()).expect("allocate the index");
-    dpc::bring_up(&table, present, MiniOs { processors: present, max });
+    dpc::bring_up(&table, present, BenchOs { present, max });
     let stats = pool.stats();
     let (slot_bytes, index_bytes) = (table.slot_bytes(), table.index_bytes());
     assert_eq!(stats.bytes_live, slot_bytes + index_bytes, "the pool holds the index and the slots, nothing else");
