@@ -17,7 +17,9 @@ not tell the copy from the working tree, so that run could reuse a mutated
 build.
 
 The sites are every non-Relaxed ordering on a loom-modelled atomic in
-procnotify-core: `table/` (the link, the slot state, the writer token).
+procnotify-core: `table/` (the link, the slot state, the writer token; the
+token is declared in `table/control.rs`, the table's out-of-line state, and
+used in `table/mod.rs` and `table/writer.rs`).
 `lifecycle.rs` is a pure function (no atomics); `engine.rs` uses only Relaxed
 (statistics and the recorded status, documented there). `driver.rs`'s
 `DriverCell` state word uses `core` atomics, which loom does not see; it is
@@ -50,11 +52,11 @@ SITES = [
      "SlotState::from_bits(self.state.load(Ordering::Acquire))",
      "SlotState::from_bits(self.state.load(Ordering::Relaxed))"),
     ("table/mod.rs", "writing swap (Table::writer)",
-     "self.writing.swap(true, Ordering::Acquire)",
-     "self.writing.swap(true, Ordering::Relaxed)"),
+     "self.control().writing.swap(true, Ordering::Acquire)",
+     "self.control().writing.swap(true, Ordering::Relaxed)"),
     ("table/writer.rs", "writing store (Writer::drop)",
-     "self.table.writing.store(false, Ordering::Release);",
-     "self.table.writing.store(false, Ordering::Relaxed);"),
+     "self.table.control().writing.store(false, Ordering::Release);",
+     "self.table.control().writing.store(false, Ordering::Relaxed);"),
 ]
 
 

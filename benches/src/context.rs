@@ -6,6 +6,8 @@
 //! that holds the context does. Beside it, for information, the same call
 //! through a loaded [`Driver`] (`Driver::context().current()`).
 
+use core::mem::MaybeUninit;
+
 use procnotify_core::monitor::Monitor;
 use procnotify_core::{Context, Driver};
 
@@ -15,6 +17,11 @@ use crate::os::{self, BenchOs};
 
 /// procnotify's context as the benchmarks build it.
 pub type BenchContext = Context<BenchOs, Monitor<BenchDpc>>;
+
+// The loops over `&BenchContext` measure a context without interior
+// mutability (see `Context`'s documentation); a constant may refer only to
+// such data, so this fails to build if one comes back.
+const _: &MaybeUninit<BenchContext> = &MaybeUninit::uninit();
 
 /// `procnotify_context`: [`Context::current`] per lookup. It has no lookup
 /// by index of its own (that is `Table::get` through `Context::table`) and
@@ -36,7 +43,7 @@ impl PerCpu for ContextView {
     ///
     /// When the context cannot be created or an `AddStart` is vetoed.
     fn with_present(present: u32, max: u32) -> Self {
-        let os = BenchOs { present, max };
+        let os = BenchOs::new(present, max);
         // SAFETY: the hooks go straight to the context, which calls them only
         // with its own values; `BenchDpc` defers nothing (see `dpc`).
         let hooks = unsafe { Monitor::<BenchDpc>::new(os) };
@@ -103,7 +110,7 @@ impl PerCpu for DriverView {
     ///
     /// When the driver does not load.
     fn with_present(present: u32, max: u32) -> Self {
-        Self(Monitor::<BenchDpc>::load(BenchOs { present, max }).expect("load the driver"))
+        Self(Monitor::<BenchDpc>::load(BenchOs::new(present, max)).expect("load the driver"))
     }
 
     fn view(&self) -> &BenchDriver {

@@ -7,6 +7,7 @@
 //! every other contender's visit does.
 
 use std::hint::black_box;
+use std::marker::PhantomData;
 use std::mem::MaybeUninit;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,27 +17,30 @@ use procnotify_core::{Cpu, Hooks, NtStatus, PoolAllocator, ProcNumber, SlotState
 use procnotify_sim::kit::Heap;
 
 use crate::BATCH;
-use crate::os::BenchOs;
+use crate::os::{BenchAllocator, BenchOs};
 
 /// A DPC that only records that it was queued; 64 bytes, the size of a
-/// `KDPC` on x64, so the slot is laid out as the Windows driver's.
+/// `KDPC` on x64, so the slot is laid out as the Windows driver's. Generic
+/// over where its [`BenchOs`] allocates (the heap for timings, the
+/// simulator's pool for the memory figures).
 #[repr(C)]
-pub struct BenchDpc {
+pub struct BenchDpc<A = Heap> {
     queued: AtomicBool,
     _kdpc: [u8; 63],
+    _os: PhantomData<fn() -> A>,
 }
 
 // SAFETY: nothing is ever deferred (`queue` only flips a flag and no routine
 // runs), so there is no routine to break the trait's promises; `init` writes
 // its place. Both are infallible.
-unsafe impl TargetedDpc for BenchDpc {
-    type Os = BenchOs;
+unsafe impl<A: BenchAllocator> TargetedDpc for BenchDpc<A> {
+    type Os = BenchOs<A>;
 
-    fn init<'a>(_os: &BenchOs, place: &'a mut MaybeUninit<Self>) -> Result<&'a mut Self, NtStatus> {
-        Ok(place.write(Self { queued: AtomicBool::new(false), _kdpc: [0; 63] }))
+    fn init<'a>(_os: &BenchOs<A>, place: &'a mut MaybeUninit<Self>) -> Result<&'a mut Self, NtStatus> {
+        Ok(place.write(Self { queued: AtomicBool::new(false), _kdpc: [0; 63], _os: PhantomData }))
     }
 
-    unsafe fn queue(value: &Value, _os: &BenchOs, _target: ProcNumber) -> Result<bool, NtStatus> {
+    unsafe fn queue(value: &PerProcessor<Self>, _os: &BenchOs<A>, _target: ProcNumber) -> Result<bool, NtStatus> {
         // Relaxed: a flag nobody else reads for ordering.
         Ok(!value.dpc().queued.swap(true, Ordering::Relaxed))
     }
@@ -59,7 +63,7 @@ impl DpcBench {
     ///
     /// When the table cannot be allocated.
     pub fn new(present: u32, max: u32) -> Self {
-        let os = BenchOs { present, max };
+        let os = BenchOs::new(present, max);
         let table = Table::new(max, Heap).expect("allocate the table's index");
         bring_up(&table, present, os);
         Self { table, os }

@@ -14,31 +14,46 @@ use core::fmt;
 use core::ptr::NonNull;
 
 use procnotify_core::monitor::Procnotify;
-use procnotify_core::{Level, NotifyState, Os, RawNotification, Sink};
+use procnotify_core::{Level, NotifyState, Os, PoolAllocator, RawNotification, Sink};
 use procnotify_sim::kit::Heap;
 
-/// `present` processors (`0 .. present`) out of `max`; see the
-/// [module documentation](self).
+/// `present` processors (`0 .. present`) out of `max`, allocating from `A`
+/// (the C heap for the timings, the simulator's accounting pool for the
+/// memory figures); see the [module documentation](self).
 #[derive(Clone, Copy, Debug)]
-pub struct BenchOs {
+pub struct BenchOs<A = Heap> {
     /// Processors present at registration (and active, for the table's first
     /// segment).
     pub present: u32,
     /// What `max_processors` reports.
     pub max: u32,
+    /// Where the table's memory comes from.
+    pub allocator: A,
 }
+
+impl BenchOs {
+    /// `present` of `max` over the C heap.
+    pub fn new(present: u32, max: u32) -> Self {
+        Self { present, max, allocator: Heap }
+    }
+}
+
+/// What a [`BenchOs`] allocates from.
+pub trait BenchAllocator: PoolAllocator + Clone + Send + Sync {}
+
+impl<A: PoolAllocator + Clone + Send + Sync> BenchAllocator for A {}
 
 // SAFETY: `register` calls back only with the sink it was given,
 // synchronously, before it returns; nothing is deferred (the benchmarks'
 // `BenchDpc` runs no routine), so `deregister` and `flush_deferred` have
 // nothing to wait for.
-unsafe impl Os for BenchOs {
+unsafe impl<A: BenchAllocator> Os for BenchOs<A> {
     type Identity = Procnotify;
-    type Allocator = Heap;
+    type Allocator = A;
     type Registration = ();
 
-    fn allocator(&self) -> Heap {
-        Heap
+    fn allocator(&self) -> A {
+        self.allocator.clone()
     }
 
     fn max_processors(&self) -> u32 {
@@ -70,9 +85,9 @@ unsafe impl Os for BenchOs {
     fn flush_deferred(&self) {}
 }
 
-/// Delivers `AddStart` then `AddComplete` for `0 .. present` to `sink`.
-/// `false` when an `AddStart` was vetoed (nothing is rolled back: the
-/// benchmarks stop there).
+/// Delivers `AddStart` then `AddComplete` for `0 .. present` to `sink`, as
+/// for the processors present at registration. `false` when an `AddStart`
+/// was vetoed (nothing is rolled back: the benchmarks stop there).
 pub fn bring_up<S: Sink>(sink: &S, present: u32) -> bool {
     for index in 0..present {
         if sink.on_notification(RawNotification::dense(NotifyState::AddStart, index)).is_some() {
@@ -82,5 +97,15 @@ pub fn bring_up<S: Sink>(sink: &S, present: u32) -> bool {
     for index in 0..present {
         sink.on_notification(RawNotification::dense(NotifyState::AddComplete, index));
     }
+    true
+}
+
+/// Hot-adds processor `index`: `AddStart` then `AddComplete`. `false` when
+/// the `AddStart` was vetoed.
+pub fn hot_add<S: Sink>(sink: &S, index: u32) -> bool {
+    if sink.on_notification(RawNotification::dense(NotifyState::AddStart, index)).is_some() {
+        return false;
+    }
+    sink.on_notification(RawNotification::dense(NotifyState::AddComplete, index));
     true
 }
