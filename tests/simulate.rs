@@ -446,7 +446,7 @@ fn readme_benchmarks_and_simulate_agree_on_memory() {
     let requested = slots + index;
     let padded = requested + 136; // the processors present at load take one segment
     let peak = doc["summary"]["pool"]["bytes_peak"].as_u64().unwrap();
-    assert_eq!((slots, index, requested, padded, peak), (512, 16_384, 16_896, 17_032, 17_064));
+    assert_eq!((slots, index, requested, padded, peak), (512, 16_512, 17_024, 17_160, 17_064));
     let text = line("run --boot 4 --max 2048 --add 0 -q");
     assert!(text.out.contains(&format!(" peak={peak} ")), "{}", text.out);
     let readme = include_str!("../README.md");

@@ -74,7 +74,7 @@ fn a_query_line_prints_the_reply_and_the_short_buffer_cases() {
         first,
         [
             "procnotify table (IOCTL_PROCNOTIFY_QUERY, reply format 1): capacity=8 allocated_slots=4 (512 bytes of \
-             slots + 64 bytes of index)",
+             slots + 192 bytes of index)",
             "    index      group  number  state     starts  completes  failures  visits",
             "    [  0]          0       0  online         1          1         0       1",
             "    [  1]          0       1  online         1          1         0       1",

@@ -16,12 +16,15 @@
 use std::hint::black_box;
 use std::process::ExitCode;
 
+use procnotify_benches::context::{ContextView, DriverView};
 use procnotify_benches::dpc::{DpcBench, from_dpc_visit};
 use procnotify_benches::peers::{Boxcar, CopyOnGrow, Fixed, MutexLocked, PerThread, RwLocked};
 use procnotify_benches::table::{ReaderView, Segmented};
-use procnotify_benches::{MAX, OWN, PRESENT, PerCpu, by_index, indices, own_slot, own_slot_visit};
+use procnotify_benches::{
+    MAX, OWN, PRESENT, PerCpu, by_index, by_index_plain, indices, own_slot, own_slot_plain, own_slot_visit,
+};
 
-const VARIANTS: [&str; 3] = ["by_index", "own_slot", "own_slot_visit"];
+const VARIANTS: [&str; 5] = ["by_index", "by_index_plain", "own_slot", "own_slot_plain", "own_slot_visit"];
 
 /// The DPC read path, listed with the `own_slot_visit` variant.
 const FROM_DPC: &str = "procnotify_from_dpc";
@@ -30,15 +33,28 @@ fn run<C: PerCpu>(variant: &str, iterations: u64) -> Result<(), String> {
     let contender = C::with_present(PRESENT, MAX);
     procnotify_benches::set_current_processor(OWN);
     let indices = indices();
+    if !has(variant, C::BY_INDEX, C::STATE) {
+        return Err(format!("{} has no variant {variant}", C::NAME));
+    }
     match variant {
-        "by_index" if C::BY_INDEX => {
+        "by_index" => {
             for _ in 0..iterations {
                 black_box(by_index(black_box(&contender), black_box(indices.as_slice())));
+            }
+        }
+        "by_index_plain" => {
+            for _ in 0..iterations {
+                black_box(by_index_plain(black_box(&contender), black_box(indices.as_slice())));
             }
         }
         "own_slot" => {
             for _ in 0..iterations {
                 black_box(own_slot(black_box(&contender)));
+            }
+        }
+        "own_slot_plain" => {
+            for _ in 0..iterations {
+                black_box(own_slot_plain(black_box(&contender)));
             }
         }
         "own_slot_visit" => {
@@ -67,17 +83,30 @@ fn run_from_dpc(variant: &str, iterations: u64) -> Result<(), String> {
     Ok(())
 }
 
-/// Every contender: its name and whether it has a by-index lookup.
-fn contenders() -> [(&'static str, bool); 8] {
+/// Whether a contender with these traits runs `variant`.
+fn has(variant: &str, by_index: bool, state: bool) -> bool {
+    match variant {
+        "by_index" => by_index && state,
+        "by_index_plain" => by_index,
+        "own_slot" => state,
+        _ => true,
+    }
+}
+
+/// Every contender: its name, whether it has a by-index lookup and whether
+/// its lookup gives the slot's state.
+fn contenders() -> [(&'static str, bool, bool); 10] {
     [
-        (Fixed::NAME, Fixed::BY_INDEX),
-        (Segmented::NAME, Segmented::BY_INDEX),
-        (ReaderView::NAME, ReaderView::BY_INDEX),
-        (RwLocked::NAME, RwLocked::BY_INDEX),
-        (MutexLocked::NAME, MutexLocked::BY_INDEX),
-        (Boxcar::NAME, Boxcar::BY_INDEX),
-        (PerThread::NAME, PerThread::BY_INDEX),
-        (CopyOnGrow::NAME, CopyOnGrow::BY_INDEX),
+        (Fixed::NAME, Fixed::BY_INDEX, Fixed::STATE),
+        (Segmented::NAME, Segmented::BY_INDEX, Segmented::STATE),
+        (ReaderView::NAME, ReaderView::BY_INDEX, ReaderView::STATE),
+        (ContextView::NAME, ContextView::BY_INDEX, ContextView::STATE),
+        (DriverView::NAME, DriverView::BY_INDEX, DriverView::STATE),
+        (RwLocked::NAME, RwLocked::BY_INDEX, RwLocked::STATE),
+        (MutexLocked::NAME, MutexLocked::BY_INDEX, MutexLocked::STATE),
+        (Boxcar::NAME, Boxcar::BY_INDEX, Boxcar::STATE),
+        (PerThread::NAME, PerThread::BY_INDEX, PerThread::STATE),
+        (CopyOnGrow::NAME, CopyOnGrow::BY_INDEX, CopyOnGrow::STATE),
     ]
 }
 
@@ -86,6 +115,8 @@ fn dispatch(variant: &str, contender: &str, iterations: u64) -> Result<(), Strin
         name if name == Fixed::NAME => run::<Fixed>(variant, iterations),
         name if name == Segmented::NAME => run::<Segmented>(variant, iterations),
         name if name == ReaderView::NAME => run::<ReaderView>(variant, iterations),
+        name if name == ContextView::NAME => run::<ContextView>(variant, iterations),
+        name if name == DriverView::NAME => run::<DriverView>(variant, iterations),
         name if name == RwLocked::NAME => run::<RwLocked>(variant, iterations),
         name if name == MutexLocked::NAME => run::<MutexLocked>(variant, iterations),
         name if name == Boxcar::NAME => run::<Boxcar>(variant, iterations),
@@ -102,8 +133,8 @@ fn main() -> ExitCode {
         [] => Ok(()),
         [list] if list == "list" => {
             for variant in VARIANTS {
-                for (name, by_index) in contenders() {
-                    if by_index || variant != "by_index" {
+                for (name, by_index, state) in contenders() {
+                    if has(variant, by_index, state) {
                         println!("{variant} {name}");
                     }
                 }

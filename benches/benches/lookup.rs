@@ -9,10 +9,15 @@
 //!
 //! - `lookup_by_index`: look up processors in a fixed shuffled order of the
 //!   present indices and load each slot's state.
+//! - `lookup_by_index_plain`: the same lookups, loading a plain field of each
+//!   value (`Table::value` for `procnotify_table`).
 //! - `lookup_own_slot`: look up the calling processor's own slot (index from
 //!   [`current_processor`](procnotify_benches::current_processor), the same
 //!   for every contender; the `thread_local` peer uses its own per-thread
 //!   lookup) and load its state.
+//! - `lookup_own_slot_plain`: own slot, loading a plain field of the value;
+//!   `procnotify_context` is the engine's `Context::current` on a `&Context`
+//!   argument, `procnotify_driver` the same through `Driver::context()`.
 //! - `lookup_own_slot_visit`: own slot plus a `Relaxed` `fetch_add` on its
 //!   counter. Next to them, `procnotify_from_dpc`: the driver's real read
 //!   path, which starts from the address the DPC is queued with and does no lookup
@@ -23,24 +28,39 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use procnotify_benches::context::{ContextView, DriverView};
 use procnotify_benches::dpc::{DpcBench, from_dpc_visit};
 use procnotify_benches::peers::{Boxcar, CopyOnGrow, Fixed, MutexLocked, PerThread, RwLocked};
 use procnotify_benches::table::{ReaderView, Segmented};
-use procnotify_benches::{BATCH, MAX, OWN, PRESENT, PerCpu, by_index, indices, own_slot, own_slot_visit};
+use procnotify_benches::{
+    BATCH, MAX, OWN, PRESENT, PerCpu, by_index, by_index_plain, indices, own_slot, own_slot_plain, own_slot_visit,
+};
 
 fn all<C: PerCpu>(c: &mut Criterion) {
     let contender = C::with_present(PRESENT, MAX);
     procnotify_benches::set_current_processor(OWN);
-    if C::BY_INDEX {
-        let indices = indices();
+    let indices = indices();
+    if C::BY_INDEX && C::STATE {
         let mut group = c.benchmark_group("lookup_by_index");
         group.throughput(Throughput::Elements(u64::from(BATCH)));
         group.bench_function(C::NAME, |b| b.iter(|| by_index(&contender, black_box(indices.as_slice()))));
         group.finish();
     }
-    let mut group = c.benchmark_group("lookup_own_slot");
+    if C::BY_INDEX {
+        let mut group = c.benchmark_group("lookup_by_index_plain");
+        group.throughput(Throughput::Elements(u64::from(BATCH)));
+        group.bench_function(C::NAME, |b| b.iter(|| by_index_plain(&contender, black_box(indices.as_slice()))));
+        group.finish();
+    }
+    if C::STATE {
+        let mut group = c.benchmark_group("lookup_own_slot");
+        group.throughput(Throughput::Elements(u64::from(BATCH)));
+        group.bench_function(C::NAME, |b| b.iter(|| own_slot(&contender)));
+        group.finish();
+    }
+    let mut group = c.benchmark_group("lookup_own_slot_plain");
     group.throughput(Throughput::Elements(u64::from(BATCH)));
-    group.bench_function(C::NAME, |b| b.iter(|| own_slot(&contender)));
+    group.bench_function(C::NAME, |b| b.iter(|| own_slot_plain(&contender)));
     group.finish();
 
     let mut group = c.benchmark_group("lookup_own_slot_visit");
@@ -64,6 +84,8 @@ fn lookup(c: &mut Criterion) {
     all::<Fixed>(c);
     all::<Segmented>(c);
     all::<ReaderView>(c);
+    all::<ContextView>(c);
+    all::<DriverView>(c);
     all::<RwLocked>(c);
     all::<MutexLocked>(c);
     all::<Boxcar>(c);

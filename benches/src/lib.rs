@@ -4,9 +4,11 @@
 //!
 //! - [`peers`]: the structures a driver author could use instead of the
 //!   table, and the fixed array that is the physical limit of a lookup.
-//! - [`table`]: procnotify-core's `Table`, through `Table::get` and through a
-//!   [`Reader`](procnotify_core::table::Reader).
+//! - [`table`]: procnotify-core's `Table`, through `Table::get` /
+//!   `Table::value` and through a [`Reader`](procnotify_core::table::Reader).
+//! - [`context`]: the engine's current-processor path, `Context::current`.
 //! - [`dpc`]: the driver's real read path, `PerProcessor::from_context`.
+//! - [`os`]: the `Os` the engine's paths run over.
 //! - [`memory`]: bytes of slots, of the index, and what the Windows pool is
 //!   asked for.
 //!
@@ -17,8 +19,10 @@
 //! `black_box`, which stands in for the opaque call the compiler cannot hoist
 //! out of a loop.
 
+pub mod context;
 pub mod dpc;
 pub mod memory;
+pub mod os;
 pub mod peers;
 pub mod table;
 
@@ -76,13 +80,18 @@ pub fn indices() -> Vec<u32> {
 /// One per-processor structure. A lookup loop takes a [`PerCpu::View`] once
 /// (for most contenders `&Self`; for the fixed array its slice; for the
 /// table's reader a [`Reader`](procnotify_core::table::Reader)), then `read`
-/// is a lookup plus one load of the slot and `visit` a lookup plus one
-/// `Relaxed` `fetch_add` on the slot's counter.
+/// is a lookup plus an `Acquire` load of the slot's state, `read_plain` a
+/// lookup plus a load of a plain (non-atomic) field of the value, and
+/// `visit` a lookup plus one `Relaxed` `fetch_add` on the slot's counter.
 pub trait PerCpu: Sync + Send {
     /// Name in the benchmark id.
     const NAME: &'static str;
-    /// Whether it has a by-index lookup (`ThreadLocal` has not).
+    /// Whether it has a by-index lookup (`ThreadLocal` and the engine's
+    /// `Context::current` have not).
     const BY_INDEX: bool = true;
+    /// Whether its lookup gives the slot's state (`Context::current` gives
+    /// only the value).
+    const STATE: bool = true;
 
     /// What a loop holds while it looks up.
     type View<'a>: Copy
@@ -98,6 +107,10 @@ pub trait PerCpu: Sync + Send {
     /// Looks processor `index` up and loads its state (0 if absent).
     fn read(view: Self::View<'_>, index: u32) -> u64;
 
+    /// Looks processor `index` up and loads a plain field of its value: the
+    /// processor's index, a `u32` written once (0 if absent).
+    fn read_plain(view: Self::View<'_>, index: u32) -> u64;
+
     /// Looks processor `index` up and bumps its visit counter.
     fn visit(view: Self::View<'_>, index: u32);
 
@@ -105,6 +118,12 @@ pub trait PerCpu: Sync + Send {
     #[inline]
     fn read_own(view: Self::View<'_>) -> u64 {
         Self::read(view, current_processor())
+    }
+
+    /// `read_plain` of the calling processor's own slot.
+    #[inline]
+    fn read_plain_own(view: Self::View<'_>) -> u64 {
+        Self::read_plain(view, current_processor())
     }
 
     /// `visit` of the calling processor's own slot.
@@ -138,6 +157,18 @@ pub fn by_index<C: PerCpu>(contender: &C, indices: &[u32]) -> u64 {
     sum
 }
 
+/// Lookup by index, plain field: every index of `indices`, summing a plain
+/// field of each value.
+#[inline(never)]
+pub fn by_index_plain<C: PerCpu>(contender: &C, indices: &[u32]) -> u64 {
+    let view = contender.view();
+    let mut sum = 0_u64;
+    for &index in indices {
+        sum = sum.wrapping_add(C::read_plain(view, index));
+    }
+    sum
+}
+
 /// Own slot: [`BATCH`] reads of the calling processor's slot.
 #[inline(never)]
 pub fn own_slot<C: PerCpu>(contender: &C) -> u64 {
@@ -145,6 +176,18 @@ pub fn own_slot<C: PerCpu>(contender: &C) -> u64 {
     let mut sum = 0_u64;
     for _ in 0..BATCH {
         sum = sum.wrapping_add(C::read_own(view));
+    }
+    sum
+}
+
+/// Own slot, plain field: [`BATCH`] reads of a plain field of the calling
+/// processor's value.
+#[inline(never)]
+pub fn own_slot_plain<C: PerCpu>(contender: &C) -> u64 {
+    let view = contender.view();
+    let mut sum = 0_u64;
+    for _ in 0..BATCH {
+        sum = sum.wrapping_add(C::read_plain_own(view));
     }
     sum
 }

@@ -1,8 +1,9 @@
 //! Memory as the Windows pool sees it.
 //!
-//! The table makes one allocation for its index (`capacity` pointers, 8-byte
-//! aligned) and one per doubling segment of slots (128-byte aligned on
-//! x86-64). Its first segment holds the processors active when it was
+//! The table makes one allocation for its index (`capacity` pointers after
+//! a small header, 8-byte aligned: the table's control state and the
+//! engine's counters, [`INDEX_HEADER`] bytes) and one per doubling segment
+//! of slots (128-byte aligned on x86-64). Its first segment holds the processors active when it was
 //! created (rounded up to a power of two), so how many segments the same
 //! processors take depends on how many were present at load.
 //! `procnotify-wdk`'s `NonPagedPool` (crates/procnotify-wdk/src/pool.rs,
@@ -12,22 +13,33 @@
 //! the block at the first aligned address at least 8 bytes in and keeps the
 //! pool's own pointer in the word below it. [`pool_request`] is that formula.
 //!
-//! [`footprint`] builds the table the driver keeps (procnotify's own
-//! `PerProcessor` values with a 64-byte DPC, the size of an x64 `KDPC`) over
-//! the simulator's accounting pool and reads procnotify-core's public figures
-//! (`allocated_slots`, `slot_bytes`, `index_bytes`) and the pool's count of
-//! allocations; the formula turns them into what the pool is asked for.
+//! [`footprint`] builds the table the driver keeps, through the engine (a
+//! `Context` with procnotify's own `Monitor` hooks and `PerProcessor` values
+//! with a 64-byte DPC, the size of an x64 `KDPC`, the processors brought up
+//! and hot-added by notifications), over the simulator's accounting pool,
+//! and reads procnotify-core's public figures (`allocated_slots`,
+//! `slot_bytes`, `index_bytes`) and the pool's count of allocations; the
+//! formula turns them into what the pool is asked for. (The context itself
+//! is one more pool allocation when a `Driver` loads it; `simulate` counts
+//! it, see docs/benchmarks.md.)
 //! The pool's own per-block bookkeeping inside `ExAllocatePool2` is not
 //! visible to a driver and not counted.
 
 use std::sync::atomic::AtomicPtr;
 
+use procnotify_core::monitor::Monitor;
 use procnotify_core::table::CACHE_LINE;
-use procnotify_core::{Slot, Table};
+use procnotify_core::{Context, Slot};
 use procnotify_sim::SimAllocator;
-use procnotify_sim::kit::MiniOs;
 
-use crate::dpc::{self, Value};
+use crate::dpc::{BenchDpc, Value};
+use crate::os::{self, BenchOs};
+
+/// Bytes of the index allocation before its entries in the driver's table:
+/// the table's control state (segment directory, writer flag, slot count,
+/// the allocation's layout) and the engine's counters kept beside it. The
+/// sweep checks it is the same at every size.
+pub const INDEX_HEADER: usize = 128;
 
 /// `MEMORY_ALLOCATION_ALIGNMENT` on 64-bit Windows: what `ExAllocatePool2`
 /// guarantees for any request (mirrors `procnotify-wdk`'s pool).
@@ -87,9 +99,16 @@ pub const SLOT_BYTES: usize = size_of::<Slot<Value>>();
 /// pool holds exactly the index and the slots), or allocation fails.
 pub fn footprint(present: u32, at_load: u32, max: u32) -> Footprint {
     let pool = SimAllocator::new();
-    let table =
-        Table::<Value, SimAllocator>::with_first_segment(max, at_load, pool.clone()).expect("allocate the index");
-    dpc::bring_up(&table, present, MiniOs { processors: present, max });
+    let os = BenchOs { present: at_load, max, allocator: pool.clone() };
+    // SAFETY: the hooks go straight to the context, which calls them only
+    // with its own values; `BenchDpc` defers nothing.
+    let hooks = unsafe { Monitor::<BenchDpc<SimAllocator>>::new(os.clone()) };
+    let context = Context::new(os, hooks).expect("allocate the index");
+    assert!(os::bring_up(&context, at_load), "bring up {at_load}");
+    for index in at_load..present {
+        assert!(os::hot_add(&context, index), "hot-add {index}");
+    }
+    let table = context.table();
     let stats = pool.stats();
     let (slot_bytes, index_bytes) = (table.slot_bytes(), table.index_bytes());
     assert_eq!(stats.bytes_live, slot_bytes + index_bytes, "the pool holds the index and the slots, nothing else");
@@ -114,8 +133,8 @@ mod tests {
     /// (every count up to 70, and each power of two up to 2048 with its
     /// neighbours) and of how many of them were present at load (all, one,
     /// and a few in between): slots at most twice those present, the index 8
-    /// bytes per possible processor, and one over-aligned pool request per
-    /// segment. The first segment holds the processors present at load
+    /// bytes per possible processor after its fixed header, and one
+    /// over-aligned pool request per segment. The first segment holds the processors present at load
     /// (rounded up to a power of two), each further one doubles: 1 + the bit
     /// length of `(present - 1) >> log2(first)` segments, at most 12 (one
     /// present at load, 2048 now).
@@ -128,13 +147,16 @@ mod tests {
                 let at_load = at_load.clamp(1, present);
                 let f = footprint(present, at_load, max);
                 assert!(f.slots >= present && f.slots <= 2 * present, "{f:?}");
-                assert_eq!(f.index_bytes, 8 * max as usize, "{f:?}");
+                assert_eq!(f.index_bytes, INDEX_HEADER + 8 * max as usize, "{f:?}");
                 assert_eq!(f.slot_bytes, f.slots as usize * SLOT_BYTES, "{f:?}");
                 let first_shift = at_load.next_power_of_two().trailing_zeros();
                 let bits = (u32::BITS - ((present - 1) >> first_shift).leading_zeros()) as usize;
                 assert_eq!(f.segments, 1 + bits, "{f:?}");
                 assert!(f.segments <= 12, "{f:?}");
-                let bound = 2 * present as usize * SLOT_BYTES + 8 * max as usize + f.segments * (CACHE_LINE + HEADER);
+                let bound = 2 * present as usize * SLOT_BYTES
+                    + INDEX_HEADER
+                    + 8 * max as usize
+                    + f.segments * (CACHE_LINE + HEADER);
                 assert!(f.pool_bytes <= bound, "{f:?} over {bound}");
             }
         }

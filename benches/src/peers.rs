@@ -15,9 +15,11 @@
 //!   growths, as per-processor state must.
 //!
 //! Every peer stores a [`Counter`]: a cache-line padded struct with a state
-//! byte and an `AtomicU64`, laid out like the table's `Slot`, so one read (an
-//! `Acquire` load of the state decoded into a `SlotState`, as `Slot::state`)
-//! and one visit (one `Relaxed` `fetch_add`) do the same work everywhere.
+//! byte, a plain `u32` (the processor's index) and an `AtomicU64`, laid out
+//! like the table's `Slot`, so one read (an `Acquire` load of the state
+//! decoded into a `SlotState`, as `Slot::state`), one plain read (a load of
+//! the `u32`, as `PerProcessor::index`) and one visit (one `Relaxed`
+//! `fetch_add`) do the same work everywhere.
 
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -31,18 +33,20 @@ use crate::{Grow, MAX, PerCpu};
 // The peers' slot.
 
 /// One processor's state in every peer: padded to the table's cache-line
-/// size, a state byte and a visit counter, as the table's `Slot`.
+/// size, a state byte, the processor's index (a plain field, written once)
+/// and a visit counter, as the table's `Slot` and its value.
 #[cfg_attr(any(target_arch = "x86_64", target_arch = "aarch64"), repr(C, align(128)))]
 #[cfg_attr(not(any(target_arch = "x86_64", target_arch = "aarch64")), repr(C, align(64)))]
 #[derive(Default)]
 pub struct Counter {
     state: AtomicU8,
+    index: u32,
     visits: AtomicU64,
 }
 
 impl Counter {
-    fn online() -> Self {
-        Self { state: AtomicU8::new(2), visits: AtomicU64::new(0) }
+    fn online(index: u32) -> Self {
+        Self { state: AtomicU8::new(2), index, visits: AtomicU64::new(0) }
     }
 
     /// The same work as `Slot::state`: an `Acquire` load of the state byte,
@@ -55,6 +59,12 @@ impl Counter {
             _ => SlotState::Vacant,
         };
         state as u64
+    }
+
+    /// A load of the plain field.
+    #[inline]
+    fn read_plain(&self) -> u64 {
+        u64::from(self.index)
     }
 
     #[inline]
@@ -78,12 +88,17 @@ impl PerCpu for Fixed {
     }
 
     fn with_present(present: u32, max: u32) -> Self {
-        Self((0..max).map(|index| if index < present { Counter::online() } else { Counter::default() }).collect())
+        Self((0..max).map(|index| if index < present { Counter::online(index) } else { Counter::default() }).collect())
     }
 
     #[inline]
     fn read(view: &[Counter], index: u32) -> u64 {
         view.get(index as usize).map_or(0, Counter::read)
+    }
+
+    #[inline]
+    fn read_plain(view: &[Counter], index: u32) -> u64 {
+        view.get(index as usize).map_or(0, Counter::read_plain)
     }
 
     #[inline]
@@ -103,7 +118,7 @@ pub type RwLocked = Locked<RwLock<Vec<Counter>>>;
 pub type MutexLocked = Locked<Mutex<Vec<Counter>>>;
 
 fn online_vec(present: u32) -> Vec<Counter> {
-    (0..present).map(|_| Counter::online()).collect()
+    (0..present).map(Counter::online).collect()
 }
 
 /// The Vec-based growers' step: push, or when full start over from `present`
@@ -114,7 +129,8 @@ fn grow_vec(vec: &mut Vec<Counter>, present: u32) {
         vec.truncate(present as usize);
         vec.shrink_to_fit();
     } else {
-        vec.push(Counter::online());
+        let index = u32::try_from(vec.len()).unwrap_or(u32::MAX);
+        vec.push(Counter::online(index));
     }
 }
 
@@ -133,6 +149,11 @@ impl PerCpu for RwLocked {
     #[inline]
     fn read(view: &Self, index: u32) -> u64 {
         view.0.read().unwrap_or_else(PoisonError::into_inner).get(index as usize).map_or(0, Counter::read)
+    }
+
+    #[inline]
+    fn read_plain(view: &Self, index: u32) -> u64 {
+        view.0.read().unwrap_or_else(PoisonError::into_inner).get(index as usize).map_or(0, Counter::read_plain)
     }
 
     #[inline]
@@ -168,6 +189,11 @@ impl PerCpu for MutexLocked {
     }
 
     #[inline]
+    fn read_plain(view: &Self, index: u32) -> u64 {
+        view.0.lock().unwrap_or_else(PoisonError::into_inner).get(index as usize).map_or(0, Counter::read_plain)
+    }
+
+    #[inline]
     fn visit(view: &Self, index: u32) {
         if let Some(counter) = view.0.lock().unwrap_or_else(PoisonError::into_inner).get(index as usize) {
             counter.visit();
@@ -195,8 +221,8 @@ impl PerCpu for Boxcar {
 
     fn with_present(present: u32, _max: u32) -> Self {
         let vec = boxcar::Vec::new();
-        for _ in 0..present {
-            vec.push(Counter::online());
+        for index in 0..present {
+            vec.push(Counter::online(index));
         }
         Self(vec)
     }
@@ -204,6 +230,11 @@ impl PerCpu for Boxcar {
     #[inline]
     fn read(view: &Self, index: u32) -> u64 {
         view.0.get(index as usize).map_or(0, Counter::read)
+    }
+
+    #[inline]
+    fn read_plain(view: &Self, index: u32) -> u64 {
+        view.0.get(index as usize).map_or(0, Counter::read_plain)
     }
 
     #[inline]
@@ -219,16 +250,25 @@ impl Grow for Boxcar {
     /// so after that it can grow no further (like the table, whose later
     /// passes only re-run AddStart on allocated segments).
     fn grow(&self, _present: u32, _next: &mut u32) -> bool {
-        if self.0.count() >= MAX as usize {
+        let count = self.0.count();
+        if count >= MAX as usize {
             return false;
         }
-        self.0.push(Counter::online());
+        self.0.push(Counter::online(u32::try_from(count).unwrap_or(u32::MAX)));
         true
     }
 }
 
 /// `thread_local::ThreadLocal<T>`: the calling thread's own entry.
 pub struct PerThread(thread_local::ThreadLocal<Counter>);
+
+impl PerThread {
+    /// The entry a thread gets on its first lookup (every benchmark thread
+    /// stands for one processor; the index is not used by any check).
+    fn first() -> Counter {
+        Counter::online(0)
+    }
+}
 
 impl PerCpu for PerThread {
     const NAME: &'static str = "thread_local";
@@ -248,18 +288,27 @@ impl PerCpu for PerThread {
         Self::read_own(view)
     }
 
+    fn read_plain(view: &Self, _index: u32) -> u64 {
+        Self::read_plain_own(view)
+    }
+
     fn visit(view: &Self, _index: u32) {
         Self::visit_own(view);
     }
 
     #[inline]
     fn read_own(view: &Self) -> u64 {
-        view.0.get_or(Counter::online).read()
+        view.0.get_or(Self::first).read()
+    }
+
+    #[inline]
+    fn read_plain_own(view: &Self) -> u64 {
+        view.0.get_or(Self::first).read_plain()
     }
 
     #[inline]
     fn visit_own(view: &Self) {
-        view.0.get_or(Counter::online).visit();
+        view.0.get_or(Self::first).visit();
     }
 }
 
@@ -275,12 +324,17 @@ impl PerCpu for CopyOnGrow {
     }
 
     fn with_present(present: u32, _max: u32) -> Self {
-        Self(ArcSwap::from_pointee((0..present).map(|_| Arc::new(Counter::online())).collect()))
+        Self(ArcSwap::from_pointee((0..present).map(|index| Arc::new(Counter::online(index))).collect()))
     }
 
     #[inline]
     fn read(view: &Self, index: u32) -> u64 {
         view.0.load().get(index as usize).map_or(0, |counter| counter.read())
+    }
+
+    #[inline]
+    fn read_plain(view: &Self, index: u32) -> u64 {
+        view.0.load().get(index as usize).map_or(0, |counter| counter.read_plain())
     }
 
     #[inline]
@@ -301,7 +355,7 @@ impl Grow for CopyOnGrow {
         } else {
             let mut next = Vec::with_capacity(current.len() + 1);
             next.extend(current.iter().cloned());
-            next.push(Arc::new(Counter::online()));
+            next.push(Arc::new(Counter::online(u32::try_from(current.len()).unwrap_or(u32::MAX))));
             next
         };
         self.0.store(Arc::new(next));

@@ -1,7 +1,8 @@
 //! The table under test, `Table<Visits, Heap>`, filled through the public
 //! writer API, as two contenders: `procnotify_table` looks up with
-//! [`Table::get`] through `&Table`; `procnotify_reader` takes a
-//! [`Reader`] once per loop and looks up through it.
+//! [`Table::get`] (the state) and [`Table::value`] (a plain field) through
+//! `&Table`; `procnotify_reader` takes a [`Reader`] once per loop and looks
+//! up through it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -11,21 +12,36 @@ use procnotify_sim::kit::Heap;
 
 use crate::{Grow, PerCpu};
 
-/// The table's value in the benchmarks: a visit counter, as the peers'
-/// `Counter` (the slot adds the state byte).
+/// The table's value in the benchmarks: the processor's index (a plain
+/// field) and a visit counter, as the peers' `Counter` (the slot adds the
+/// state byte).
 #[derive(Debug, Default)]
-pub struct Visits(AtomicU64);
+pub struct Visits {
+    index: u32,
+    visits: AtomicU64,
+}
 
 impl Visits {
+    /// A value for processor `index`, never visited.
+    pub fn new(index: u32) -> Self {
+        Self { index, visits: AtomicU64::new(0) }
+    }
+
+    /// The processor's index: a plain field.
+    #[inline]
+    pub fn index(&self) -> u32 {
+        self.index
+    }
+
     /// One visit: a `Relaxed` `fetch_add`, as `PerProcessor::visit`.
     #[inline]
     pub fn bump(&self) {
-        self.0.fetch_add(1, Ordering::Relaxed);
+        self.visits.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Visits so far.
     pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
+        self.visits.load(Ordering::Relaxed)
     }
 }
 
@@ -47,7 +63,7 @@ pub fn empty_table(max: u32) -> BenchTable {
 /// writer exists.
 pub fn add_start(table: &BenchTable, index: u32) -> bool {
     let Some(mut writer) = table.writer() else { return false };
-    if writer.get_or_insert(index, ProcNumber::dense(index), |place| Ok(place.write(Visits::default()))).is_err() {
+    if writer.get_or_insert(index, ProcNumber::dense(index), |place| Ok(place.write(Visits::new(index)))).is_err() {
         return false;
     }
     writer.set_state(index, SlotState::Starting)
@@ -72,7 +88,8 @@ pub fn table_with(present: u32, max: u32) -> BenchTable {
     table
 }
 
-/// `procnotify_table`: [`Table::get`] through `&Table` for every lookup.
+/// `procnotify_table`: [`Table::get`] (state, visit) or [`Table::value`]
+/// (plain field) through `&Table` for every lookup.
 pub struct Segmented(pub BenchTable);
 
 impl PerCpu for Segmented {
@@ -90,6 +107,11 @@ impl PerCpu for Segmented {
     #[inline]
     fn read(view: &BenchTable, index: u32) -> u64 {
         view.get(index).map_or(0, |slot| slot.state() as u64)
+    }
+
+    #[inline]
+    fn read_plain(view: &BenchTable, index: u32) -> u64 {
+        view.value(index).map_or(0, |value| u64::from(value.index()))
     }
 
     #[inline]
@@ -134,6 +156,11 @@ impl PerCpu for ReaderView {
     #[inline]
     fn read(view: Reader<'_, Visits>, index: u32) -> u64 {
         view.get(index).map_or(0, |slot| slot.state() as u64)
+    }
+
+    #[inline]
+    fn read_plain(view: Reader<'_, Visits>, index: u32) -> u64 {
+        view.get(index).map_or(0, |slot| u64::from(slot.value().index()))
     }
 
     #[inline]

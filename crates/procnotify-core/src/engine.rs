@@ -37,18 +37,12 @@ pub struct StatsSnapshot {
     pub anomalies: u32,
 }
 
-/// Everything the processor change callback uses. The driver protocol keeps
-/// it in one pool allocation, from before registration until after
-/// deregistration.
-///
-/// It gives out no reference to its hooks: only the engine calls them, and
-/// only with the values of its own table, which a context frees only after
-/// flushing deferred work (its `Drop`). Hooks that queue work on their
-/// values (procnotify's [`Monitor`](crate::monitor::Monitor)) rely on both.
-pub struct Context<O: Os, H: Hooks> {
-    os: O,
-    hooks: H,
-    table: Table<H::Value, O::Allocator>,
+/// What the callback changes in a context: kept in the table's index
+/// allocation (the table's attached value), so that [`Context`] itself, like
+/// [`Table`], holds only plain fields and a loop over `&Context` keeps the
+/// table's index pointer in a register across [`Context::current`] calls
+/// (see [`Table::get`]). No allocation of its own.
+struct Shared {
     /// The first status this driver vetoed with (the classic sample's
     /// `CallbackStatus`): how load learns why registration failed.
     /// `Relaxed`: written by the callback and read by the thread that called
@@ -67,12 +61,52 @@ pub struct Context<O: Os, H: Hooks> {
     callback_thread: AtomicUsize,
 }
 
+/// Everything the processor change callback uses. The driver protocol keeps
+/// it in one pool allocation, from before registration until after
+/// deregistration.
+///
+/// It gives out no reference to its hooks: only the engine calls them, and
+/// only with the values of its own table, which a context frees only after
+/// flushing deferred work (its `Drop`). Hooks that queue work on their
+/// values (procnotify's [`Monitor`](crate::monitor::Monitor)) rely on both.
+///
+/// Its own fields are plain data (what the callback changes is in the
+/// table's allocation), so with an OS layer and hooks that hold no atomics
+/// or cells either (procnotify's `WindowsKernel` and `Monitor` hold none),
+/// `&Context` is read-only memory to the compiler, as `&Table` is (see
+/// [`Table`]), and a loop calling [`Context::current`] keeps the index
+/// pointer in a register:
+///
+/// ```
+/// use core::mem::MaybeUninit;
+/// use core::sync::atomic::AtomicU64;
+/// use procnotify_core::{Context, Cpu, Hooks, NtStatus};
+/// use procnotify_sim::kit::MiniOs;
+///
+/// struct Counting;
+/// impl Hooks for Counting {
+///     type Value = AtomicU64;
+///     fn init<'a>(&self, _: Cpu, place: &'a mut MaybeUninit<AtomicU64>) -> Result<&'a mut AtomicU64, NtStatus> {
+///         Ok(place.write(AtomicU64::new(0)))
+///     }
+/// }
+///
+/// // A constant may refer only to data without interior mutability.
+/// const _: &MaybeUninit<Context<MiniOs, Counting>> = &MaybeUninit::uninit();
+/// ```
+pub struct Context<O: Os, H: Hooks> {
+    os: O,
+    hooks: H,
+    /// Made by [`Context::new`] with the context's [`Shared`] attached.
+    table: Table<H::Value, O::Allocator>,
+}
+
 /// Marks the current thread as running the callback until dropped.
 struct InCallback<'a>(&'a AtomicUsize);
 
 impl<'a> InCallback<'a> {
     fn enter(marker: &'a AtomicUsize, thread: usize) -> Self {
-        // Relaxed: see `Context::callback_thread`.
+        // Relaxed: see `Shared::callback_thread`.
         marker.store(thread, Ordering::Relaxed);
         Self(marker)
     }
@@ -80,7 +114,7 @@ impl<'a> InCallback<'a> {
 
 impl Drop for InCallback<'_> {
     fn drop(&mut self) {
-        // Relaxed: see `Context::callback_thread`.
+        // Relaxed: see `Shared::callback_thread`.
         self.0.store(0, Ordering::Relaxed);
     }
 }
@@ -104,7 +138,12 @@ impl<O: Os, H: Hooks> Context<O, H> {
                 format_args!("maximum processor count {reported} clamped to {capacity}"),
             );
         }
-        let table = match Table::with_first_segment(capacity, os.active_processors(), os.allocator()) {
+        let shared = Shared {
+            recorded: AtomicU32::new(NtStatus::SUCCESS.bits()),
+            stats: Stats::default(),
+            callback_thread: AtomicUsize::new(0),
+        };
+        let table = match Table::with_attached(capacity, os.active_processors(), os.allocator(), shared) {
             Ok(table) => table,
             Err(error) => {
                 crate::trace::log(
@@ -115,14 +154,15 @@ impl<O: Os, H: Hooks> Context<O, H> {
                 return Err(error);
             }
         };
-        Ok(Self {
-            os,
-            hooks,
-            table,
-            recorded: AtomicU32::new(NtStatus::SUCCESS.bits()),
-            stats: Stats::default(),
-            callback_thread: AtomicUsize::new(0),
-        })
+        Ok(Self { os, hooks, table })
+    }
+
+    /// The callback's counters and marks.
+    #[inline]
+    fn shared(&self) -> &Shared {
+        // SAFETY: `Context::new`, the only maker of a context, made its table
+        // with a `Shared` attached.
+        unsafe { self.table.attached::<Shared>() }
     }
 
     /// The OS interface.
@@ -144,17 +184,19 @@ impl<O: Os, H: Hooks> Context<O, H> {
 
     /// The callback's counters.
     pub fn stats(&self) -> StatsSnapshot {
+        let stats = &self.shared().stats;
         // Relaxed throughout: statistics.
         StatsSnapshot {
-            notifications: self.stats.notifications.load(Ordering::Relaxed),
-            vetoes: self.stats.vetoes.load(Ordering::Relaxed),
-            anomalies: self.stats.anomalies.load(Ordering::Relaxed),
+            notifications: stats.notifications.load(Ordering::Relaxed),
+            vetoes: stats.vetoes.load(Ordering::Relaxed),
+            anomalies: stats.anomalies.load(Ordering::Relaxed),
         }
     }
 
     /// The first status this driver vetoed an `AddStart` with, if any.
     pub fn recorded_status(&self) -> Option<NtStatus> {
-        let status = NtStatus::from_bits(self.recorded.load(Ordering::Relaxed));
+        // Relaxed: see `Shared::recorded`.
+        let status = NtStatus::from_bits(self.shared().recorded.load(Ordering::Relaxed));
         status.is_failure().then_some(status)
     }
 
@@ -170,8 +212,10 @@ impl<O: Os, H: Hooks> Context<O, H> {
     /// Always `false` when the OS cannot tell threads apart
     /// ([`Os::current_thread`]).
     pub fn in_own_callback(&self) -> bool {
-        // Relaxed: see the field.
-        self.os.current_thread().is_some_and(|thread| self.callback_thread.load(Ordering::Relaxed) == thread.get())
+        // Relaxed: see `Shared::callback_thread`.
+        self.os
+            .current_thread()
+            .is_some_and(|thread| self.shared().callback_thread.load(Ordering::Relaxed) == thread.get())
     }
 
     /// Logs one line through the OS, under the driver's name
@@ -250,18 +294,21 @@ impl<O: Os, H: Hooks> Context<O, H> {
     }
 
     fn account(&self, n: RawNotification, outcome: Outcome) {
+        let shared = self.shared();
         if let Outcome::Vetoed(status) = outcome {
-            self.stats.vetoes.fetch_add(1, Ordering::Relaxed);
+            // Relaxed: a statistic.
+            shared.stats.vetoes.fetch_add(1, Ordering::Relaxed);
             // Keep the first failure, as the classic sample does. Relaxed: see
-            // the field.
-            let _ = self.recorded.compare_exchange(
+            // `Shared::recorded`.
+            let _ = shared.recorded.compare_exchange(
                 NtStatus::SUCCESS.bits(),
                 status.bits(),
                 Ordering::Relaxed,
                 Ordering::Relaxed,
             );
         } else if outcome.is_anomaly() {
-            self.stats.anomalies.fetch_add(1, Ordering::Relaxed);
+            // Relaxed: a statistic.
+            shared.stats.anomalies.fetch_add(1, Ordering::Relaxed);
         }
         self.log(outcome.level(), format_args!("{}", crate::trace::Notification { n, outcome }));
     }
@@ -279,12 +326,14 @@ impl<O: Os, H: Hooks> Sink for Context<O, H> {
     /// (and so at `PASSIVE_LEVEL`).
     #[cfg_attr(procnotify_no_panic, no_panic::no_panic)]
     fn on_notification(&self, n: RawNotification) -> Option<NtStatus> {
-        self.stats.notifications.fetch_add(1, Ordering::Relaxed);
+        let shared = self.shared();
+        // Relaxed: a statistic.
+        shared.stats.notifications.fetch_add(1, Ordering::Relaxed);
         let outcome = match self.table.writer() {
             Some(mut writer) => {
                 // Only an OS that can tell threads apart pays for the marker.
                 let _marker =
-                    self.os.current_thread().map(|thread| InCallback::enter(&self.callback_thread, thread.get()));
+                    self.os.current_thread().map(|thread| InCallback::enter(&shared.callback_thread, thread.get()));
                 self.apply(&mut writer, n)
             }
             None if n.state == NotifyState::AddStart.raw() => Outcome::Vetoed(NtStatus::DEVICE_BUSY),

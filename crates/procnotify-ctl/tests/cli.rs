@@ -38,7 +38,7 @@ fn table_prints_the_simulators_rows() {
     let (code, out, err) = ctl_on(&query::reply(&driver), &["table"]);
     assert_eq!((code, err.as_str()), (0, ""));
     let expected = "\
-procnotify table (IOCTL_PROCNOTIFY_QUERY, reply format 1): capacity=8 allocated_slots=8 (1024 bytes of slots + 64 bytes of index)
+procnotify table (IOCTL_PROCNOTIFY_QUERY, reply format 1): capacity=8 allocated_slots=8 (1024 bytes of slots + 192 bytes of index)
     index      group  number  state     starts  completes  failures  visits
     [  0]          0       0  online         1          1         0       1
     [  1]          0       1  online         1          1         0       1

@@ -10,7 +10,7 @@
 //! group and number:
 //!
 //! ```text
-//! procnotify table (IOCTL_PROCNOTIFY_QUERY): capacity=8 allocated_slots=8 (1024 bytes of slots + 64 bytes of index)
+//! procnotify table (IOCTL_PROCNOTIFY_QUERY): capacity=8 allocated_slots=8 (1024 bytes of slots + 192 bytes of index)
 //!     index      group  number  state     starts  completes  failures  visits
 //!     [  0]          0       0  online         1          1         0       1
 //!     [  6]          —       —  vacant         1          0         1       0
@@ -22,7 +22,7 @@
 //! are `null` while vacant; `absent` lists the index ranges with no slot):
 //!
 //! ```text
-//! {"kind":"table","capacity":8,"allocated_slots":8,"slot_bytes":1024,"index_bytes":64,
+//! {"kind":"table","capacity":8,"allocated_slots":8,"slot_bytes":1024,"index_bytes":192,
 //!  "rows":[{"index":0,"state":"online","group":0,"number":0,"starts":1,"completes":1,"failures":0,"visits":1}],
 //!  "absent":[{"first":1,"last":7}]}
 //! ```
@@ -221,7 +221,7 @@ impl<I: Iterator<Item = Row> + Clone> Display for JsonTable<'_, I> {
 /// table's rows, a line saying so. Every line ends with `\n`.
 ///
 /// ```text
-/// procnotify table (IOCTL_PROCNOTIFY_QUERY, reply format 1): capacity=8 allocated_slots=8 (1024 bytes of slots + 64 bytes of index)
+/// procnotify table (IOCTL_PROCNOTIFY_QUERY, reply format 1): capacity=8 allocated_slots=8 (1024 bytes of slots + 192 bytes of index)
 ///     index      group  number  state     starts  completes  failures  visits
 ///     [  0]          0       0  online         1          1         0       1
 ///     [1..7]         —       —  absent         —          —         —       —

@@ -5,7 +5,11 @@
 //! - **The index**: one pointer per possible processor (`capacity` entries,
 //!   8 bytes each: 16 KiB at 2048), allocated when the table is created. An
 //!   entry is null until its slot is *linked*; a lookup is a bounds check and
-//!   one `Acquire` load, the same work as a fixed array plus that load.
+//!   one `Acquire` load, the same work as a fixed array plus that load. The
+//!   same allocation starts with the writer's state (the segment directory,
+//!   the writer flag, the slot count), kept out of line so that `Table`
+//!   itself has no interior mutability and a loop over `&Table` keeps the
+//!   index pointer in a register (see [`Table::get`]).
 //! - **The slots**: in segments of doubling size, each allocated when an
 //!   index inside it is first needed. Segment 0 holds the first `F` indices,
 //!   where `F` is the *first segment* given to [`Table::with_first_segment`]
@@ -33,12 +37,14 @@ use core::marker::PhantomData;
 use core::ptr::{self, NonNull};
 
 use crate::pool::PoolAllocator;
-use crate::sync::{AtomicBool, AtomicPtr, AtomicU32, Ordering, UnsafeCell};
+use crate::sync::{AtomicPtr, Ordering};
 use crate::values::{AllocError, MAX_PROCESSORS};
 
+mod control;
 mod reader;
 mod slot;
 mod writer;
+use control::{Block, Control};
 pub use reader::Reader;
 pub use slot::{CACHE_LINE, Slot};
 pub use writer::{InsertError, Writer};
@@ -81,25 +87,36 @@ const fn segment_span(segment: usize, shift: u32) -> u32 {
 }
 
 /// The per-processor table. See the [module documentation](self).
+///
+/// Every field is plain data, fixed at creation: what the writer changes is
+/// in the index's allocation, before the entries. So `Table` has no interior
+/// mutability (when `A` has none), and `&Table` is, to the compiler,
+/// read-only memory:
+///
+/// ```
+/// use core::mem::MaybeUninit;
+/// use procnotify_core::Table;
+/// use procnotify_sim::kit::Heap;
+///
+/// // A constant may refer only to data without interior mutability.
+/// const _: &MaybeUninit<Table<u64, Heap>> = &MaybeUninit::uninit();
+/// ```
+///
+/// ```compile_fail,E0492
+/// // The same check, failing on a type with an atomic in it.
+/// const _: &core::mem::MaybeUninit<core::sync::atomic::AtomicU32> = &core::mem::MaybeUninit::uninit();
+/// ```
 pub struct Table<T, A: PoolAllocator> {
     /// `capacity` entries: the linked slot for each index, or null. Each entry
     /// is stored once, with `Release`, by the writer (pairs with the `Acquire`
-    /// load in [`Table::get`]).
+    /// load in [`Table::get`]). The writer's state (`Control`) is right
+    /// before them, at the start of the allocation (`Table::control`).
     links: NonNull<AtomicPtr<Slot<T>>>,
     /// The most processors the partition can have (`1 ..= MAX_PROCESSORS`).
     capacity: u32,
     /// `log2` of the first segment's span (`0 ..= MAX_FIRST_SHIFT`). Fixed at
     /// creation.
     first_shift: u32,
-    /// Each segment's base, or null. Touched only by the holder of the
-    /// [`Writer`] (ordered by `writing`'s Acquire/Release) and by `Drop`.
-    segments: UnsafeCell<[*mut Slot<T>; SEGMENTS]>,
-    /// Whether a [`Writer`] exists. Acquire on taking it, Release on giving it
-    /// back: successive writers see each other's segment directory.
-    writing: AtomicBool,
-    /// Slots allocated so far. Written by the writer, read by anyone:
-    /// `Relaxed`, a statistic that publishes nothing.
-    allocated: AtomicU32,
     allocator: A,
     _owns: PhantomData<Slot<T>>,
 }
@@ -107,7 +124,9 @@ pub struct Table<T, A: PoolAllocator> {
 // SAFETY: readers on any thread get `&T` (needs `T: Sync`); the writer may run
 // on any thread and creates `T`s that are dropped on the thread that drops the
 // table (needs `T: Send`); the allocator is used from the writer's thread and
-// the dropping thread (needs `A: Send + Sync`).
+// the dropping thread (needs `A: Send + Sync`). The control state is atomics
+// and a segment directory only the writer touches, ordered by the writer
+// flag; an attached value is `Send + Sync` (`with_attached`'s bound).
 unsafe impl<T: Send + Sync, A: PoolAllocator + Send + Sync> Sync for Table<T, A> {}
 // SAFETY: the table owns its slots, their `T`s and its allocator.
 unsafe impl<T: Send, A: PoolAllocator + Send> Send for Table<T, A> {}
@@ -152,33 +171,76 @@ impl<T, A: PoolAllocator> Table<T, A> {
     /// assert_eq!(table.allocated_slots(), 4);
     /// ```
     pub fn with_first_segment(capacity: u32, first_segment: u32, allocator: A) -> Result<Self, AllocError> {
+        Self::with_attached(capacity, first_segment, allocator, ())
+    }
+
+    /// [`Table::with_first_segment`], with `value` kept in the index
+    /// allocation after the entries: the engine's context keeps its counters
+    /// there ([`Table::attached`]). The table frees it with the allocation;
+    /// `X` has no drop glue, so nothing needs to run first.
+    pub(crate) fn with_attached<X: Send + Sync>(
+        capacity: u32,
+        first_segment: u32,
+        allocator: A,
+        value: X,
+    ) -> Result<Self, AllocError> {
+        const { assert!(!core::mem::needs_drop::<X>(), "an attached value is freed, never dropped") };
         let capacity = capacity.clamp(1, MAX_PROCESSORS);
         // `first_segment <= capacity <= MAX_PROCESSORS = 2^MAX_FIRST_SHIFT`:
         // the power of two cannot overflow and its log is in range.
         let first_shift = first_segment.clamp(1, capacity).next_power_of_two().trailing_zeros().min(MAX_FIRST_SHIFT);
-        let layout = Self::links_layout(capacity)?;
-        let links = allocator.allocate(layout)?.cast::<AtomicPtr<Slot<T>>>();
+        let block = Block::<T>::new::<X>(capacity);
+        let base = allocator.allocate(block.layout()?)?;
+        // SAFETY: offset 0 of a fresh allocation of `block.layout()`, aligned
+        // as `Control`; nothing else refers to it.
+        unsafe { base.cast::<Control<T>>().write(block.control()) };
+        // SAFETY: `Block::LINKS` is inside the allocation, with room for
+        // `capacity` entries after it.
+        let links = unsafe { base.add(Block::<T>::LINKS) }.cast::<AtomicPtr<Slot<T>>>();
         for offset in 0..capacity as usize {
             // SAFETY: `offset < capacity`: inside the allocation.
             let entry = unsafe { links.add(offset) };
-            // SAFETY: aligned for the entry type (the layout's alignment) and
-            // writable.
+            // SAFETY: aligned for the entry type (`Block`) and writable.
             unsafe { entry.write(AtomicPtr::new(ptr::null_mut())) };
         }
-        Ok(Self {
-            links,
-            capacity,
-            first_shift,
-            segments: UnsafeCell::new([ptr::null_mut(); SEGMENTS]),
-            writing: AtomicBool::new(false),
-            allocated: AtomicU32::new(0),
-            allocator,
-            _owns: PhantomData,
-        })
+        // SAFETY: `block.attached()` is the end of the entries, with room for
+        // `X` after it (`Block::new::<X>`).
+        let attached = unsafe { base.add(block.attached()) }.cast::<X>();
+        // SAFETY: aligned for `X` (`Block::new` checks it is aligned no more
+        // than an entry) and writable.
+        unsafe { attached.write(value) };
+        Ok(Self { links, capacity, first_shift, allocator, _owns: PhantomData })
     }
 
-    fn links_layout(capacity: u32) -> Result<Layout, AllocError> {
-        Layout::array::<AtomicPtr<Slot<T>>>(capacity as usize).map_err(|_| AllocError)
+    /// Where the writer's state is: `Block::LINKS` bytes before the entries,
+    /// at the start of the allocation.
+    #[inline]
+    fn control_ptr(&self) -> NonNull<Control<T>> {
+        // SAFETY: the entries start `Block::LINKS` bytes into the allocation
+        // `links` was derived from (`with_attached`).
+        unsafe { self.links.byte_sub(Block::<T>::LINKS) }.cast()
+    }
+
+    /// The writer's state.
+    #[inline]
+    fn control(&self) -> &Control<T> {
+        // SAFETY: initialised in `with_attached`, freed only in `Drop`.
+        unsafe { self.control_ptr().as_ref() }
+    }
+
+    /// The value attached by [`Table::with_attached`], after the entries.
+    ///
+    /// # Safety
+    ///
+    /// This table was made by `with_attached::<X>` (with this `X`).
+    #[inline]
+    pub(crate) unsafe fn attached<X>(&self) -> &X {
+        // SAFETY: the attached value starts at the end of the `capacity`
+        // entries, inside the allocation (`Block`).
+        let value = unsafe { self.links.add(self.capacity as usize) }.cast::<X>();
+        // SAFETY: an `X` written by `with_attached::<X>` (the caller's
+        // contract), freed only with the table, only ever shared.
+        unsafe { value.as_ref() }
     }
 
     /// The highest index plus one this table can hold.
@@ -195,12 +257,17 @@ impl<T, A: PoolAllocator> Table<T, A> {
         // SAFETY: `index < capacity` (every caller checks), so the entry is
         // inside the index allocation.
         let entry = unsafe { self.links.add(index as usize) };
-        // SAFETY: initialised in `new`, lives until the table is dropped.
+        // SAFETY: initialised in `with_attached`, lives until the table is dropped.
         unsafe { entry.as_ref() }
     }
 
     /// The slot for processor `index`, once linked. Wait-free: a bounds check
-    /// and one `Acquire` load (the same as [`Reader::get`]).
+    /// and one `Acquire` load, the same code as [`Reader::get`]. In a loop
+    /// over a `&Table` the function received, the compiler keeps the index
+    /// pointer and the capacity in registers (`Table` has no interior
+    /// mutability); reached through a raw pointer, or a structure that has
+    /// some, it reloads them after each `Acquire` load: take a
+    /// [`Reader`] for such a loop.
     #[inline]
     #[must_use]
     #[cfg_attr(procnotify_no_panic, no_panic::no_panic)]
@@ -228,7 +295,7 @@ impl<T, A: PoolAllocator> Table<T, A> {
     pub fn writer(&self) -> Option<Writer<'_, T, A>> {
         // Acquire: the previous writer's Release (in `Writer::drop`) makes its
         // segment directory and slot writes visible to this one.
-        if self.writing.swap(true, Ordering::Acquire) { None } else { Some(Writer { table: self }) }
+        if self.control().writing.swap(true, Ordering::Acquire) { None } else { Some(Writer { table: self }) }
     }
 
     /// Every linked slot, in index order.
@@ -239,8 +306,8 @@ impl<T, A: PoolAllocator> Table<T, A> {
     /// Slots allocated so far, linked or not.
     #[must_use]
     pub fn allocated_slots(&self) -> u32 {
-        // Relaxed: a statistic (see the field).
-        self.allocated.load(Ordering::Relaxed)
+        // Relaxed: a statistic (see `Control::allocated`).
+        self.control().allocated.load(Ordering::Relaxed)
     }
 
     /// Bytes of slot storage allocated so far.
@@ -249,10 +316,14 @@ impl<T, A: PoolAllocator> Table<T, A> {
         (self.allocated_slots() as usize).saturating_mul(size_of::<Slot<T>>())
     }
 
-    /// Bytes of the index (`capacity` pointers).
+    /// Bytes of the index allocation: `capacity` pointers, after the
+    /// writer's state (the segment directory and its counters) and, for the
+    /// engine's table, the context's counters.
     #[must_use]
     pub fn index_bytes(&self) -> usize {
-        (self.capacity as usize).saturating_mul(size_of::<AtomicPtr<Slot<T>>>())
+        Block::<T>::with_attached_size(self.capacity, self.control().attached)
+            .layout()
+            .map_or(0, |layout| layout.size())
     }
 
     /// Slots in the first segment, before it is cut at capacity: a power of
@@ -295,7 +366,7 @@ impl<T, A: PoolAllocator> Drop for Table<T, A> {
                 });
             }
         }
-        let segments = self.segments.with(|segments| {
+        let segments = self.control().segments.with(|segments| {
             // SAFETY: `&mut self`: no writer is changing the directory.
             unsafe { *segments }
         });
@@ -306,11 +377,18 @@ impl<T, A: PoolAllocator> Drop for Table<T, A> {
             }
         }
         let entries = ptr::slice_from_raw_parts_mut(self.links.as_ptr(), self.capacity as usize);
-        // SAFETY: the `capacity` entries written in `new`, unused from now on.
+        // SAFETY: the `capacity` entries written in `with_attached`, unused
+        // from now on.
         unsafe { ptr::drop_in_place(entries) };
-        if let Ok(layout) = Self::links_layout(self.capacity) {
-            // SAFETY: allocated in `new` with this layout by this allocator.
-            unsafe { self.allocator.deallocate(self.links.cast(), layout) };
+        let layout = Block::<T>::with_attached_size(self.capacity, self.control().attached).layout();
+        let control = self.control_ptr();
+        // SAFETY: written in `with_attached`, unused from now on (the attached
+        // value has no drop glue: nothing to do for it).
+        unsafe { control.drop_in_place() };
+        if let Ok(layout) = layout {
+            // SAFETY: allocated in `with_attached` with this layout (the same
+            // capacity and attached size) by this allocator.
+            unsafe { self.allocator.deallocate(control.cast(), layout) };
         }
     }
 }

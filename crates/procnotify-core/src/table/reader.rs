@@ -10,10 +10,13 @@ use crate::sync::{AtomicPtr, Ordering};
 
 /// A copy of where a [`Table`]'s index is and how many entries it has, taken
 /// once by [`Table::reader`]. Looking up through it is the same bounds check
-/// and `Acquire` load as [`Table::get`], but the compiler can keep the
-/// pointer and the capacity in registers: `&Table` holds atomics, so after
-/// each `Acquire` load it must assume the table's other fields changed and
-/// reload them; a `Reader` is a plain `Copy` value, so it need not.
+/// and `Acquire` load as [`Table::get`] (which is implemented with it). In a
+/// loop over a `&Table` function argument the two compile to the same code;
+/// where the table is reached through a raw pointer (inside a context that
+/// [`Driver::context`](crate::Driver::context) returns, say) the compiler
+/// cannot tell that the table's fields stay put, and reloads the index
+/// pointer and the capacity after each `Acquire` load. A `Reader` is a plain
+/// `Copy` value the loop keeps in registers however the table was reached.
 ///
 /// It borrows the table, so the slots it returns live as long as that
 /// borrow. It is neither `Send` nor `Sync`: take one per thread.

@@ -41,7 +41,7 @@ pub struct Writer<'a, T, A: PoolAllocator> {
 impl<T, A: PoolAllocator> Drop for Writer<'_, T, A> {
     fn drop(&mut self) {
         // Release: pairs with the next `Table::writer`'s Acquire.
-        self.table.writing.store(false, Ordering::Release);
+        self.table.control().writing.store(false, Ordering::Release);
     }
 }
 
@@ -54,7 +54,7 @@ impl<'a, T, A: PoolAllocator> Writer<'a, T, A> {
 
     fn segments(&self) -> [*mut Slot<T>; SEGMENTS] {
         // SAFETY: the directory is only touched by the writer, which is us.
-        self.table.segments.with(|segments| unsafe { *segments })
+        self.table.control().segments.with(|segments| unsafe { *segments })
     }
 
     /// The (possibly unlinked) slot for `index < capacity`, allocating its
@@ -64,10 +64,12 @@ impl<'a, T, A: PoolAllocator> Writer<'a, T, A> {
         let mut base = self.segments().get(segment).copied().ok_or(InsertError::OutOfRange)?;
         if base.is_null() {
             base = self.table.allocate_segment(segment).map_err(InsertError::Alloc)?.as_ptr();
-            // Relaxed: a statistic (see the field); one writer, so no lost update.
-            let total = self.table.allocated.load(Ordering::Relaxed).saturating_add(self.table.segment_len(segment));
-            self.table.allocated.store(total, Ordering::Relaxed);
-            self.table.segments.with_mut(|segments| {
+            let control = self.table.control();
+            // Relaxed: a statistic (see `Control::allocated`); one writer, so
+            // no lost update.
+            let total = control.allocated.load(Ordering::Relaxed).saturating_add(self.table.segment_len(segment));
+            control.allocated.store(total, Ordering::Relaxed);
+            control.segments.with_mut(|segments| {
                 // SAFETY: only the writer touches the directory, and `&mut self`
                 // is the writer.
                 if let Some(entry) = unsafe { (*segments).get_mut(segment) } {
