@@ -31,6 +31,23 @@ class Expressions(unittest.TestCase):
         self.assertEqual([(u.text(), u.need) for u in found], [("value", "any")])
         self.assertEqual([c.param for c in casts], ["$T1"])
 
+    def test_named_struct_cast(self):
+        found, casts = natvis.expression_uses("((a::Shared*)(t.links.pointer + t.capacity))->stats.n.v.value")
+        self.assertEqual([(u.text(), u.need, u.root) for u in found],
+                         [("t.links.pointer", "scalar", None), ("t.capacity", "scalar", None),
+                          ("(a::Shared).stats.n.v.value", "any", "a::Shared")])
+        self.assertEqual(casts, [])
+        found, _ = natvis.expression_uses("((a::b::Control<$T1 >*)links.pointer - 1)->allocated.v.value")
+        self.assertEqual([(u.text(), u.need, u.root) for u in found],
+                         [("links.pointer", "pointer", None),
+                          ("(a::b::Control<$T1 >).allocated.v.value", "any", "a::b::Control<$T1 >")])
+        with self.assertRaises(natvis.NatvisError):
+            natvis.expression_uses("((a::Shared*)p).stats")
+
+    def test_substitute(self):
+        self.assertEqual(natvis.substitute("a::C<$T1 >", ["x::P<y::K<z> >", "q"]), "a::C<x::P<y::K<z> > >")
+        self.assertEqual(natvis.substitute("a::C<$T3 >", ["x"]), "a::C<$T3 >")
+
     def test_condition_context(self):
         self.assertEqual(uses("p.value", need="scalar"), [("p.value", "scalar")])
 

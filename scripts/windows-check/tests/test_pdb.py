@@ -106,6 +106,21 @@ class Resolution(unittest.TestCase):
         self.assertFalse(results["layout"][0])
         self.assertIn("at 0x8, the NatVis says 0x9", results["layout"][1])
 
+    def test_cast_to_a_named_struct_resolves_from_that_struct(self):
+        # What the driver's NatVis does for the table's out-of-line state:
+        # `((demo::Side<$T1 >*)ptr - 1)->x`, $T1 = the visualized type's argument.
+        side = "\n".join([fields(0x1020, ("x", 0x0075, 0)), struct(0x1021, "demo::Side<demo::Payload>", 0x1020, 4)])
+        expr = "((demo::Side&lt;$T1 &gt;*)next.p.value - 1)-&gt;x"
+        text = NATVIS.replace('<Item Name="[state]">', f'<Item Name="[side]">{expr}</Item>\n      <Item Name="[state]">')
+        results = run(RUSTC_195 + "\n" + side, text)
+        self.assertTrue(results["fields"][0], results["fields"][1])
+        results = run(RUSTC_195 + "\n" + side, text.replace("-&gt;x", "-&gt;y"))
+        self.assertFalse(results["fields"][0])
+        self.assertIn("demo::Side<demo::Payload> has no field y", results["fields"][1])
+        results = run(RUSTC_195, text)
+        self.assertFalse(results["fields"][0])
+        self.assertIn("no type record named demo::Side<demo::Payload >", results["fields"][1])
+
     def test_walk_offsets(self):
         types = pdb.Types(RUSTC_195)
         cell = types.named("demo::Cell<demo::Payload>")[0]

@@ -7,7 +7,10 @@ records. Nothing here reads a PDB, so the unit tests feed it strings.
 
 Expressions are the NatVis subset the file uses (C++-like): field access
 `a.b`, `a->b`, indexing `a[i]`, unary `* & ! - ~`, casts `(int)x`,
-`($T1 *)x`, binary operators and `=` (in <Exec>), parentheses, numbers, NatVis variables
+`($T1 *)x`, casts to a pointer to a named struct and pointer arithmetic on
+the result (`((a::B<$T1 >*)p - 1)->c`: the path `c` is then checked from
+`a::B<...>`, its `$Tn` replaced by the visualized type's arguments), binary
+operators and `=` (in <Exec>), parentheses, numbers, NatVis variables
 (`<Variable Name=...>`) and template parameters (`$T1`). Each field path is
 recorded with what its use requires of the value:
 
@@ -34,7 +37,7 @@ KINDS = {"u8", "u16", "u32", "u64", "i8", "i16", "i32", "i64", "bool", "pointer"
 # C/C++ scalar type names a cast may name
 SCALAR_CASTS = {"int", "unsigned", "char", "short", "long", "bool", "__int64", "float", "double",
                 "unsigned int", "unsigned char", "unsigned short", "unsigned long", "unsigned __int64"}
-TOKEN = re.compile(r"\s*(0[xX][0-9A-Fa-f]+|\d+|[A-Za-z_$][A-Za-z0-9_$]*|->|<<|>>|<=|>=|==|!=|&&|\|\||\S)")
+TOKEN = re.compile(r"\s*(0[xX][0-9A-Fa-f]+|\d+|[A-Za-z_$][A-Za-z0-9_$]*(?:::[A-Za-z_][A-Za-z0-9_]*)*|->|<<|>>|<=|>=|==|!=|&&|\|\||\S)")
 FORMAT_SPECIFIER = re.compile(r",\s*!?[A-Za-z]*!?\s*$")
 
 
@@ -45,24 +48,30 @@ class NatvisError(Exception):
 class Use:
     """A field path an expression uses, and what the use requires of it."""
 
-    def __init__(self, steps, need, expr, where):
+    def __init__(self, steps, need, expr, where, root=None):
         self.steps = tuple(steps)  # ("field", name) | ("arrow", name) | ("index",)
         self.need = need  # "scalar" | "pointer" | "any"
         self.expr = expr
         self.where = where
+        # None: the path starts at the visualized type. A type name (which
+        # may hold `$T1` ...): the path starts at that struct, reached
+        # through a cast to a pointer to it, e.g. `((a::B<$T1 >*)p - 1)->c`.
+        self.root = root
 
     def text(self):
         out = ""
         for step in self.steps:
             out += {"field": ".", "arrow": "->"}.get(step[0], "") + (step[1] if len(step) > 1 else "[]")
-        return out.lstrip(".")
+        return f"({self.root})" + out if self.root else out.lstrip(".")
 
     def __repr__(self):
         return f"Use({self.text()!r}, {self.need})"
 
 
 class Cast:
-    """A cast to a template parameter, e.g. `($T1 *)`: the parameter must name a type."""
+    """A cast to a template parameter, e.g. `($T1 *)`: the parameter must name a type.
+    (A cast to a named struct pointer is recorded as the root of the Uses
+    after it instead: its fields are checked, not only its name.)"""
 
     def __init__(self, param, expr, where):
         self.param, self.expr, self.where = param, expr, where
@@ -110,12 +119,19 @@ class _Parser:
     def require(self, chain, need):
         """Record a chain (a pending Use) with what its context needs."""
         if chain is not None:
-            steps, _ = chain
-            self.uses.append(Use(steps, need, self.expr, self.where))
+            steps, root = chain
+            self.uses.append(Use(steps, need, self.expr, self.where, root))
 
     def binary(self):
         left = self.unary()
         ops = {"<<", ">>", "<=", ">=", "==", "!=", "&&", "||", "<", ">", "+", "-", "*", "/", "%", "&", "|", "^", "="}
+        if left is not None and left[1] and not left[0] and self.peek() in ("+", "-"):
+            # A pointer just cast to a named struct, moved by whole elements
+            # (`(T*)p - 1`): still a pointer to that struct.
+            while self.peek() in ("+", "-"):
+                self.take()
+                self.require(self.unary(), "scalar")
+            return left
         if self.peek() in ops:
             self.require(left, "scalar")
             while self.peek() in ops:
@@ -132,21 +148,35 @@ class _Parser:
         return left
 
     def cast_ahead(self):
-        """If a cast starts here, return (type words, pointer depth, tokens)."""
+        """If a cast starts here, return (type name, pointer depth, tokens)."""
         if self.peek() != "(":
             return None
         j, words = self.i + 1, []
         while j < len(self.tokens) and re.fullmatch(r"[A-Za-z_$][A-Za-z0-9_$:]*", self.tokens[j]):
             words.append(self.tokens[j])
             j += 1
+        name = " ".join(words)
+        if len(words) == 1 and "::" in name and j < len(self.tokens) and self.tokens[j] == "<":
+            # A template type: its arguments up to the matching `>`, kept as
+            # written (`$T1 ` and the space before a closing `>` included).
+            depth, parts = 0, []
+            while j < len(self.tokens):
+                tok = self.tokens[j]
+                depth += {"<": 1, ">": -1}.get(tok, 0)
+                parts.append(tok)
+                j += 1
+                if depth == 0:
+                    break
+            if depth != 0:
+                return None
+            name += "".join(t if t in "<>," else t + " " if t.startswith("$T") else t for t in parts)
         stars = 0
         while j < len(self.tokens) and self.tokens[j] == "*":
             stars += 1
             j += 1
         if not words or j >= len(self.tokens) or self.tokens[j] != ")":
             return None
-        name = " ".join(words)
-        if name in SCALAR_CASTS or name.startswith("$T"):
+        if name in SCALAR_CASTS or name.startswith("$T") or ("::" in name and stars == 1):
             return name, stars, j + 1 - self.i
         return None
 
@@ -170,7 +200,11 @@ class _Parser:
             self.i += length
             if name.startswith("$T"):
                 self.casts.append(Cast(name, self.expr, self.where))
-            self.require(self.unary(), "scalar" if stars == 0 else "any")
+            named = "::" in name and stars == 1
+            self.require(self.unary(), "scalar" if stars == 0 else "pointer" if named else "any")
+            if named:
+                # A pointer to a named struct: what follows starts there.
+                return ([], name)
             return None
         return self.postfix()
 
@@ -178,8 +212,12 @@ class _Parser:
         tok = self.take()
         chain = None
         if tok == "(":
-            self.require(self.binary(), "any")
+            inner = self.binary()
             self.take(")")
+            if inner is not None and inner[1] and not inner[0]:
+                chain = ([("pointer",)], inner[1])  # `(T*)...` in parentheses
+            else:
+                self.require(inner, "any")
         elif re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", tok) and tok not in self.variables and tok != "sizeof":
             chain = ([("field", tok)], None)
         elif not re.fullmatch(r"0[xX][0-9A-Fa-f]+|\d+|[A-Za-z_$][A-Za-z0-9_$]*", tok):
@@ -193,7 +231,18 @@ class _Parser:
             else:
                 step = ("field" if op == "." else "arrow", self.take())
             if chain is not None:
+                if chain[0] == [("pointer",)]:
+                    # The cast pointer itself: `->f` is the struct's field f,
+                    # `[i]` an element (the struct), `.f` a mistake.
+                    if step[0] == "field":
+                        raise NatvisError(f"{self.expr!r}: '.' on a pointer to {chain[1]}")
+                    chain[0].clear()
+                    if step[0] == "arrow":
+                        chain[0].append(("field", step[1]))
+                    continue
                 chain[0].append(step)
+        if chain is not None and chain[0] == [("pointer",)]:
+            chain = ([], chain[1])
         return chain
 
 
@@ -312,3 +361,10 @@ def template_args(name):
     if cur.strip():
         args.append(cur.strip())
     return args
+
+
+def substitute(name, args):
+    """`name` with each `$Tn` replaced by the n-th of `args` (a visualized
+    type's template arguments), as the debugger expands them."""
+    return re.sub(r"\$T(\d+)", lambda m: args[int(m.group(1)) - 1] if 0 < int(m.group(1)) <= len(args) else m.group(0),
+                  name)

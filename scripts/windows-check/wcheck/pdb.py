@@ -82,6 +82,14 @@ class Types:
         """Complete record indexes of a struct/union/enum name (deduplicated)."""
         return sorted({self.complete(i) for i in self.by_name.get(name, [])})
 
+    def named_in_expression(self, name):
+        """`named` for a type named in an expression (a cast): the debugger
+        parses it as C++, so blanks before `>` and `,` do not matter
+        (`A<B<C> >`, the PDB's spelling, is `A<B<C>>`)."""
+        bare = lambda text: re.sub(r"\s+(?=[>,])", "", text)  # noqa: E731
+        want = bare(name)
+        return sorted({self.complete(i) for n, ids in self.by_name.items() if bare(n) == want for i in ids})
+
     def matching(self, pattern):
         rx = natvis.pattern_regex(pattern)
         return sorted({self.complete(i) for name, ids in self.by_name.items() if rx.match(name) for i in ids})
@@ -175,7 +183,15 @@ def check_types(types, visualizers):
                     bad.append(f"{vis.names[0]}: {cast.param} in {cast.expr!r} names no type record ({arg})")
             for use in vis.uses:
                 uses_checked += 1
-                got = types.walk(index, use.steps)
+                start = index
+                if use.root:
+                    root = natvis.substitute(use.root, args)
+                    named = types.named_in_expression(root)
+                    if not named:
+                        bad.append(f"{vis.names[0]} ({use.where}) {use.text()}: no type record named {root}")
+                        continue
+                    start = named[0]
+                got = types.walk(start, use.steps)
                 if isinstance(got, str):
                     bad.append(f"{vis.names[0]} ({use.where}) {use.text()}: {got}")
                 elif not satisfies(types.kind(got[0]), use.need):
