@@ -162,8 +162,35 @@ impl Hooks for Panicky {
 }
 
 /// Kernels whose driver was leaked on purpose, kept reachable until the
-/// process ends so that LeakSanitizer reports only real leaks.
+/// process ends so that LeakSanitizer reports only real leaks. Pushed to
+/// only while holding [`one_panicking_test`]'s lock.
 static LEAKED: Mutex<Vec<SimKernel>> = Mutex::new(Vec::new());
+
+/// Whether a test whose hook panics is running: [`one_panicking_test`].
+static PANICKING: AtomicBool = AtomicBool::new(false);
+
+/// Held by each test whose hook panics, so that they run one at a time.
+/// std's panic machinery (the default hook's shared state, behind std's own
+/// lock) is precompiled without ThreadSanitizer instrumentation here, so two
+/// hooks panicking at once on two test threads are reported as a race
+/// inside std (`.ci/sanitizers.sh`); so would two pushes to `LEAKED`, whose
+/// std lock TSan cannot see either. This lock is taken and given back with
+/// atomics compiled into this test (Acquire on taking, pairing with the
+/// Release on giving back), which TSan sees, and is given back on unwind.
+struct OnePanickingTest;
+
+fn one_panicking_test() -> OnePanickingTest {
+    while PANICKING.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
+        std::thread::yield_now();
+    }
+    OnePanickingTest
+}
+
+impl Drop for OnePanickingTest {
+    fn drop(&mut self) {
+        PANICKING.store(false, Ordering::Release);
+    }
+}
 
 /// Finding 3: a hook panics while `KeRegisterProcessorChangeCallback`
 /// replays the existing processors. The registration the OS made stays
@@ -171,6 +198,7 @@ static LEAKED: Mutex<Vec<SimKernel>> = Mutex::new(Vec::new());
 /// never freed. Later hot-adds reach it, alive.
 #[test]
 fn a_hook_panicking_during_the_replay_leaks_the_context_never_frees_it() {
+    let _one = one_panicking_test();
     for when in [PanicAt::Init, PanicAt::Starting] {
         let kernel = SimKernel::boot(Config::new(4, 8));
         let hooks = Panicky::new(2, when);
@@ -196,6 +224,7 @@ fn a_hook_panicking_during_the_replay_leaks_the_context_never_frees_it() {
 #[test]
 fn a_panicking_load_leaves_the_cell_busy() {
     static CELL: DriverCell<SimOs, Panicky> = DriverCell::new();
+    let _one = one_panicking_test();
     let kernel = SimKernel::boot(Config::new(2, 4));
     let loaded = catch_unwind(AssertUnwindSafe(|| CELL.load(SimOs::new(&kernel), Panicky::new(1, PanicAt::Init))));
     assert!(loaded.is_err());
@@ -212,6 +241,7 @@ fn a_panicking_load_leaves_the_cell_busy() {
 /// (which waits for running callbacks) neither hangs nor leaks.
 #[test]
 fn a_hook_panicking_during_a_hot_add_leaves_a_driver_that_unloads_cleanly() {
+    let _one = one_panicking_test();
     for when in [PanicAt::Init, PanicAt::Starting] {
         let kernel = SimKernel::boot(Config::new(2, 4));
         let hooks = Panicky::new(2, when);
